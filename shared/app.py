@@ -1,0 +1,73 @@
+"""Building a service's FastAPI app the same way for every service.
+
+The app loads its settings and the procedure catalogue when it is created (a bad definition file stops
+start-up right there), and opens PostgreSQL, NATS and its background tasks in the lifespan.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+from shared.http import BodySizeLimit, add_health_routes, install_error_handlers
+from shared.procedures import load_catalogue
+from shared.runtime import Runtime, open_runtime
+from shared.settings import ServiceSettings
+from shared.telemetry import setup_logging
+
+log = logging.getLogger(__name__)
+
+OnStart = Callable[[FastAPI, Runtime], Awaitable[None]]
+
+
+def build_app(
+    *,
+    service: str,
+    title: str,
+    settings: ServiceSettings,
+    migrations: Path,
+    shared_sql: tuple[str, ...],
+    routers: list[APIRouter],
+    on_start: OnStart | None = None,
+    max_body_bytes: int = 64 * 1024,
+) -> FastAPI:
+    setup_logging(service=service, level=settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_runtime(settings, service=service, schema=service, migrations=migrations,
+                                shared_sql=shared_sql) as runtime:
+            app.state.runtime = runtime
+            if on_start is not None:
+                await on_start(app, runtime)
+            log.info("%s ready", service)
+            yield
+
+    app = FastAPI(title=title, version="1", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.catalogue = load_catalogue(settings.procedures_dir)
+    install_error_handlers(app)
+    for router in routers:
+        app.include_router(router)
+    add_health_routes(app, lambda request: request.app.state.runtime.readiness_checks())
+    app.middleware("http")(_log_request)
+    app.add_middleware(BodySizeLimit, limit=max_body_bytes)
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
+    return app
+
+
+async def _log_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """One line per request, naming the route template, never the raw path (it may hold a tracking code)."""
+    started = time.perf_counter()
+    response = await call_next(request)
+    route = getattr(request.scope.get("route"), "path", "(no route)")
+    if route not in ("/healthz", "/readyz"):
+        log.info("%s %s -> %d in %.1f ms", request.method, route, response.status_code,
+                 (time.perf_counter() - started) * 1000)
+    return response

@@ -1,0 +1,129 @@
+"""A writer's events in PostgreSQL, and the relay that publishes them to JetStream.
+
+`append` writes events and their outbox rows inside the caller's transaction, next to the state change
+they record, so an acknowledged request is durable before its HTTP answer. `OutboxRelay` publishes the
+outbox in order with `Nats-Msg-Id` = event id (JetStream drops a duplicate within its window), then
+marks the rows. A crash between the two republishes, and the duplicate is dropped; PostgreSQL stays the
+record, so the bus can always be fed again. One relay per schema works at a time (an advisory lock);
+the others wait, ready to take over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+from nats.js import JetStreamContext
+
+from shared.bus import event_headers
+from shared.db import advisory_key
+from shared.events import STREAM, Envelope
+from shared.telemetry import meter, producer_span
+
+log = logging.getLogger(__name__)
+
+published_counter = meter.create_counter(
+    "suivi.outbox.published", unit="{event}", description="Events the relay published to JetStream"
+)
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    envelope: Envelope
+    subject: str
+    version: int
+
+
+class VersionConflict(Exception):
+    """Another writer appended to this case first."""
+
+
+async def append(conn: asyncpg.Connection, *, schema: str, events: Sequence[NewEvent]) -> None:
+    """Record events and queue them for the relay. Call inside the transaction of the state change."""
+    try:
+        for e in events:
+            await conn.execute(
+                f"INSERT INTO {schema}.events(event_id, case_id, version, type, subject, envelope) "
+                "VALUES ($1, $2, $3, $4, $5, $6)",
+                e.envelope.id, e.envelope.case_id, e.version, e.envelope.type, e.subject,
+                e.envelope.model_dump(mode="json"),
+            )
+            await conn.execute(f"INSERT INTO {schema}.outbox(event_id) VALUES ($1)", e.envelope.id)
+    except asyncpg.UniqueViolationError as exc:
+        raise VersionConflict(str(exc)) from exc
+    await conn.execute("SELECT pg_notify($1, '')", _channel(schema))
+
+
+def _channel(schema: str) -> str:
+    return f"{schema}_outbox"
+
+
+class OutboxRelay:
+    def __init__(self, *, pool: asyncpg.Pool, js: JetStreamContext, schema: str, batch: int = 200) -> None:
+        self._pool, self._js, self._schema, self._batch = pool, js, schema, batch
+        self._wake = asyncio.Event()
+
+    async def run(self) -> None:
+        """Relay forever; survives PostgreSQL and NATS outages by waiting and trying again."""
+        while True:
+            try:
+                await self._hold_lock_and_relay()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("outbox relay of %s paused (%s); retrying in 1 s", self._schema, exc)
+                await asyncio.sleep(1)
+
+    async def _hold_lock_and_relay(self) -> None:
+        conn: asyncpg.Connection = await self._pool.acquire()
+        try:
+            key = advisory_key(f"relay:{self._schema}")
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+                await asyncio.sleep(1)
+            await conn.add_listener(_channel(self._schema), self._on_notify)
+            log.info("outbox relay of %s is active", self._schema)
+            while True:
+                if await self.relay_once(conn) < self._batch:
+                    self._wake.clear()
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), timeout=1)
+                    except TimeoutError:
+                        pass
+                    # The lock connection must still be alive for this relay to be the only one.
+                    await conn.fetchval("SELECT 1")
+        finally:
+            if not conn.is_closed():
+                await conn.remove_listener(_channel(self._schema), self._on_notify)
+            # Releasing resets the connection, which also frees the advisory lock for another relay.
+            await self._pool.release(conn, timeout=1)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def relay_once(self, conn: asyncpg.Connection) -> int:
+        """Publish the next batch of unpublished events, in order. Returns how many."""
+        rows = await conn.fetch(
+            f"SELECT o.position, e.envelope, e.subject FROM {self._schema}.outbox o "
+            f"JOIN {self._schema}.events e USING (event_id) "
+            "WHERE o.published_at IS NULL ORDER BY o.position LIMIT $1",
+            self._batch,
+        )
+        for row in rows:
+            envelope = Envelope.model_validate(row["envelope"])
+            ids = {"case_id": envelope.subject, "event_id": str(envelope.id)}
+            with producer_span(f"publish {envelope.type}", traceparent=envelope.traceparent,
+                               attributes={**ids, "messaging.destination.name": row["subject"]}) as tp:
+                ack = await self._js.publish(
+                    row["subject"], envelope.model_dump_json().encode(), stream=STREAM,
+                    headers=event_headers(envelope, traceparent=tp),
+                )
+            await conn.execute(
+                f"UPDATE {self._schema}.outbox SET published_at = now(), stream_seq = $2 WHERE position = $1",
+                row["position"], ack.seq,
+            )
+            published_counter.add(1, {"schema": self._schema, "duplicate": bool(ack.duplicate)})
+            log.debug("published %s as seq %d", envelope.type, ack.seq, extra=ids)
+        return len(rows)

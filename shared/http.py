@@ -1,0 +1,204 @@
+"""What every service's HTTP edge shares: errors as JSON in the caller's language, one mapping per app,
+a body-size limit, the language of the request, and health/readiness probes.
+
+Error bodies look like RFC 9457 problems: `{"type", "title", "status", "detail", "errors": [{field, message}]}`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.i18n import negotiate, translate
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error a person can act on. `key` names the message in `shared/locales/`."""
+
+    status = 400
+
+    def __init__(
+        self,
+        key: str,
+        *,
+        status: int | None = None,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+        **params: object,
+    ) -> None:
+        super().__init__(key)
+        self.key, self.params, self.errors, self.headers = key, params, errors or [], headers or {}
+        if status is not None:
+            self.status = status
+
+
+def language_of(request: Request) -> str:
+    return negotiate(
+        query_lang=request.query_params.get("lang"), accept_language=request.headers.get("accept-language")
+    )
+
+
+def _lang_dependency(
+    request: Request,
+    lang: Annotated[str | None, Query(description="fr or en; overrides Accept-Language")] = None,
+    accept_language: Annotated[str | None, Header()] = None,
+) -> str:
+    return language_of(request)
+
+
+Lang = Annotated[str, Depends(_lang_dependency)]
+
+
+def problem(status: int, key: str, lang: str, *, errors: list[dict[str, str]] | None = None,
+            headers: dict[str, str] | None = None, **params: object) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": key,
+        "title": key.split(".", 1)[-1].replace("_", " "),
+        "status": status,
+        "detail": translate(key, lang, **params),
+    }
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, headers=headers,
+                        media_type="application/problem+json")
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+_PYDANTIC_KEYS = {
+    "missing": "field.required",
+    "string_type": "field.type_string",
+    "int_type": "field.type_integer",
+    "int_parsing": "field.type_integer",
+    "float_type": "field.type_number",
+    "bool_type": "field.type_boolean",
+    "dict_type": "field.type_object",
+    "model_type": "field.type_object",
+    "model_attributes_type": "field.type_object",
+    "string_too_short": "field.too_short",
+    "string_too_long": "field.too_long",
+}
+
+
+def _validation_errors(exc: RequestValidationError, lang: str) -> list[dict[str, str]]:
+    out = []
+    for err in exc.errors():
+        key = _PYDANTIC_KEYS.get(err["type"])
+        ctx = err.get("ctx") or {}
+        params = {"min": ctx.get("min_length"), "max": ctx.get("max_length")}
+        message = translate(key, lang, **params) if key else str(err["msg"])
+        if err["type"] == "extra_forbidden":
+            message = translate("error.not_found", lang, path=_field_path(tuple(err["loc"])))
+        if err["type"] == "literal_error" and err["loc"][-1] == "channel":
+            message = translate("field.channel", lang)
+        out.append({"field": _field_path(tuple(err["loc"])), "message": message})
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """The one place where exceptions become HTTP answers for this app."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        return problem(exc.status, exc.key, language_of(request), errors=exc.errors, headers=exc.headers,
+                       **exc.params)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        lang = language_of(request)
+        json_error = next((e for e in exc.errors() if e["type"] == "json_invalid"), None)
+        if json_error is not None:
+            detail = (json_error.get("ctx") or {}).get("error", "syntax error")
+            return problem(400, "error.malformed_json", lang, detail=detail)
+        return problem(422, "error.invalid_request", lang, errors=_validation_errors(exc, lang))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        lang = language_of(request)
+        if exc.status_code == 404:
+            return problem(404, "error.not_found", lang, path=request.url.path)
+        if exc.status_code == 405:
+            return problem(405, "error.method_not_allowed", lang)
+        return JSONResponse({"status": exc.status_code, "detail": exc.detail}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        reference = uuid.uuid4().hex[:12]
+        log.exception("unexpected error on %s %s (reference %s)", request.method, request.url.path, reference)
+        return problem(500, "error.internal", language_of(request), reference=reference)
+
+
+class BodySizeLimit:
+    """Refuses request bodies over `limit` bytes with 413, before the app reads them."""
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send, int(declared))
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise _TooLarge(received)
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge as too_large:
+            await self._refuse(scope, receive, send, too_large.size)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, size: int) -> None:
+        request = Request(scope)
+        response = problem(413, "error.body_too_large", language_of(request), size=size, limit=self.limit)
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+ReadinessCheck = Callable[[], Awaitable[object]]
+
+
+def add_health_routes(app: FastAPI, checks: Callable[[Request], dict[str, ReadinessCheck]]) -> None:
+    """`/healthz`: the process answers. `/readyz`: it can reach what it needs (NATS, PostgreSQL)."""
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        results: dict[str, str] = {}
+        for name, check in checks(request).items():
+            try:
+                await check()
+                results[name] = "ok"
+            except Exception as exc:
+                results[name] = f"unavailable: {exc or type(exc).__name__}"
+        ready = all(v == "ok" for v in results.values())
+        return JSONResponse({"ready": ready, "checks": results}, status_code=200 if ready else 503)

@@ -1,0 +1,262 @@
+"""Procedures are data: versioned definition files in `procedures/<code>/v<version>.yaml`.
+
+A definition gives the form fields, the steps with citizen-facing labels in every language, the
+transitions and who may take them, the legal deadline and what silence means. They are validated at
+start-up: a bad file stops the service with a message naming the file and the field.
+A case keeps the version it was submitted under; the newest version is the one offered to citizens.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date, timedelta
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from shared.i18n import DEFAULT_LANGUAGE, languages
+
+CODE_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
+
+
+class Text(BaseModel):
+    """A text in every supported language: `{fr: ..., en: ...}`."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    @model_validator(mode="after")
+    def _every_language(self) -> Self:
+        present = self.model_extra or {}
+        missing = [lang for lang in languages() if not isinstance(present.get(lang), str) or not present[lang]]
+        if missing:
+            raise ValueError(f"text is missing the language(s) {', '.join(missing)}")
+        return self
+
+    def in_(self, lang: str) -> str:
+        texts = self.model_extra or {}
+        return str(texts.get(lang) or texts[DEFAULT_LANGUAGE])
+
+
+class FieldType(StrEnum):
+    STRING = "string"
+    TEXT = "text"
+    INTEGER = "integer"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    DATE = "date"
+    CHOICE = "choice"
+    EMAIL = "email"
+    PHONE = "phone"
+    URL = "url"
+    LOCATION = "location"
+
+
+class Choice(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    value: str = Field(pattern=CODE_PATTERN)
+    label: Text
+
+
+class FormField(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    type: FieldType
+    label: Text
+    help: Text | None = None
+    required: bool = True
+    # Published on the bus and in the statistics. Only for facts that identify nobody (a category, a
+    # district); everything else stays in intake.
+    public: bool = False
+    min_length: int | None = Field(default=None, ge=0)
+    max_length: int | None = Field(default=None, ge=1)
+    minimum: float | None = None
+    maximum: float | None = None
+    pattern: str | None = None
+    pattern_hint: Text | None = None
+    choices: tuple[Choice, ...] = ()
+    not_in_future: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.type is FieldType.CHOICE and not self.choices:
+            raise ValueError(f"field {self.name}: a choice field needs `choices`")
+        if self.choices and self.type is not FieldType.CHOICE:
+            raise ValueError(f"field {self.name}: `choices` only goes with type choice")
+        if self.pattern and not self.pattern_hint:
+            raise ValueError(f"field {self.name}: a `pattern` needs a `pattern_hint` people can read")
+        if self.type in (FieldType.STRING, FieldType.TEXT) and self.max_length is None:
+            raise ValueError(f"field {self.name}: text fields need a `max_length`")
+        return self
+
+
+class Turn(StrEnum):
+    ADMINISTRATION = "administration"
+    CITIZEN = "citizen"
+    NONE = "none"
+
+
+class Outcome(StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    CLOSED = "closed"
+
+
+class Step(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    code: str = Field(pattern=CODE_PATTERN)
+    label: Text
+    explanation: Text
+    turn: Turn = Turn.ADMINISTRATION
+    expected_days: int | None = Field(default=None, ge=0)
+    # Set on final steps: what the case ended with.
+    outcome: Outcome | None = None
+
+
+class Role(StrEnum):
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+
+class Transition(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    action: str = Field(pattern=CODE_PATTERN)
+    from_: str = Field(alias="from")
+    to: str
+    roles: tuple[Role, ...] = (Role.AGENT, Role.SUPERVISOR)
+
+
+class Silence(StrEnum):
+    ACCEPTANCE = "acceptance"  # silence vaut accord
+    REJECTION = "rejection"  # silence vaut rejet
+    NOTHING = "nothing"
+
+
+class LegalDeadline(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    months: int = Field(default=0, ge=0)
+    days: int = Field(default=0, ge=0)
+    silence: Silence = Silence.NOTHING
+    clock_stops_when_waiting_for_citizen: bool = True
+
+    def due(self, start: date) -> date:
+        """The deadline for a case started on `start`, counted in calendar months then days."""
+        month_index = start.month - 1 + self.months
+        year, month = start.year + month_index // 12, month_index % 12 + 1
+        day = min(start.day, calendar.monthrange(year, month)[1])
+        return date(year, month, day) + timedelta(days=self.days)
+
+
+class Procedure(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    code: str = Field(pattern=CODE_PATTERN, max_length=60)
+    version: int = Field(ge=1)
+    service: str = Field(pattern=CODE_PATTERN)
+    title: Text
+    summary: Text
+    legal_basis: str | None = None
+    legal_deadline: LegalDeadline | None = None
+    fields: tuple[FormField, ...]
+    steps: tuple[Step, ...] = Field(min_length=2)
+    transitions: tuple[Transition, ...]
+
+    @field_validator("fields")
+    @classmethod
+    def _unique_fields(cls, fields: tuple[FormField, ...]) -> tuple[FormField, ...]:
+        names = [f.name for f in fields]
+        if dupes := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"field names appear twice: {', '.join(dupes)}")
+        return fields
+
+    @model_validator(mode="after")
+    def _coherent_steps(self) -> Self:
+        codes = [s.code for s in self.steps]
+        if dupes := sorted({c for c in codes if codes.count(c) > 1}):
+            raise ValueError(f"step codes appear twice: {', '.join(dupes)}")
+        for t in self.transitions:
+            for end in (t.from_, t.to):
+                if end not in codes:
+                    raise ValueError(f"transition {t.action} names unknown step {end!r}")
+        if self.steps[0].outcome is not None:
+            raise ValueError("the first step cannot be a final one")
+        if not any(s.outcome for s in self.steps):
+            raise ValueError("at least one step must be final (have an `outcome`)")
+        return self
+
+    @property
+    def first_step(self) -> Step:
+        return self.steps[0]
+
+    @cached_property
+    def steps_by_code(self) -> dict[str, Step]:
+        return {s.code: s for s in self.steps}
+
+    def step(self, code: str) -> Step:
+        return self.steps_by_code[code]
+
+    def field(self, name: str) -> FormField | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+
+class CatalogueError(ValueError):
+    """A definition file is wrong; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """Every version of every procedure, loaded from a folder and validated."""
+
+    versions: dict[str, dict[int, Procedure]]
+
+    def codes(self) -> list[str]:
+        return sorted(self.versions)
+
+    def latest(self, code: str) -> Procedure | None:
+        versions = self.versions.get(code)
+        return versions[max(versions)] if versions else None
+
+    def get(self, code: str, version: int) -> Procedure | None:
+        return self.versions.get(code, {}).get(version)
+
+    def all_latest(self) -> list[Procedure]:
+        return [p for code in self.codes() if (p := self.latest(code)) is not None]
+
+
+def _load_file(path: Path) -> Procedure:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise CatalogueError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        procedure = Procedure.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise CatalogueError(f"{path}: {problems}") from exc
+    expected = (path.parent.name, path.stem)
+    if expected != (procedure.code, f"v{procedure.version}"):
+        raise CatalogueError(
+            f"{path}: code/version say {procedure.code} v{procedure.version}, "
+            f"the file should then be {procedure.code}/v{procedure.version}.yaml"
+        )
+    return procedure
+
+
+def load_catalogue(directory: Path) -> Catalogue:
+    if not directory.is_dir():
+        raise CatalogueError(f"{directory}: the procedures folder does not exist (set PROCEDURES_DIR)")
+    versions: dict[str, dict[int, Procedure]] = {}
+    for path in sorted(directory.glob("*/v*.yaml")):
+        procedure = _load_file(path)
+        versions.setdefault(procedure.code, {})[procedure.version] = procedure
+    if not versions:
+        raise CatalogueError(f"{directory}: no procedure definitions (<code>/v<n>.yaml) found")
+    return Catalogue(versions=versions)
+
+

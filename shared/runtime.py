@@ -1,0 +1,93 @@
+"""What a service holds while it runs: its pool, its NATS connection, its background tasks.
+
+Opened in the FastAPI lifespan (never at import time) and closed when the app stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+
+from shared import bus
+from shared.db import create_pool, migrate, ping
+from shared.http import ReadinessCheck
+from shared.settings import ServiceSettings
+from shared.telemetry import setup_telemetry
+
+log = logging.getLogger(__name__)
+STARTUP_PATIENCE_SECONDS = 30
+
+
+@dataclass
+class Runtime:
+    settings: ServiceSettings
+    pool: asyncpg.Pool
+    nc: NATS
+    js: JetStreamContext
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def start(self, coro: Coroutine[Any, Any, None], *, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(_report_crash)
+        self.tasks.append(task)
+
+    def readiness_checks(self) -> dict[str, ReadinessCheck]:
+        async def nats_check() -> None:
+            if not self.nc.is_connected:
+                raise ConnectionError("not connected")
+            await self.nc.flush(timeout=2)
+
+        return {"postgresql": lambda: ping(self.pool), "nats": nats_check}
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task %s stopped: %r", task.get_name(), task.exception())
+
+
+async def _patiently(what: str, attempt: Any) -> Any:
+    deadline = asyncio.get_running_loop().time() + STARTUP_PATIENCE_SECONDS
+    while True:
+        try:
+            return await attempt()
+        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"cannot reach {what} after {STARTUP_PATIENCE_SECONDS} s: {exc}") from exc
+            log.warning("waiting for %s: %s", what, exc)
+            await asyncio.sleep(1)
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: ServiceSettings, *, service: str, schema: str, migrations: Path, shared_sql: tuple[str, ...]
+) -> AsyncIterator[Runtime]:
+    setup_telemetry(service=service)
+    pool: asyncpg.Pool = await _patiently(
+        "PostgreSQL (DATABASE_URL)", lambda: create_pool(settings.database_url, max_size=settings.db_pool_max)
+    )
+    try:
+        await migrate(pool, schema=schema, directory=migrations, shared=shared_sql)
+        nc: NATS = await _patiently("NATS (NATS_URL)", lambda: bus.connect(settings.nats_url, name=service))
+        try:
+            js = nc.jetstream()
+            await bus.ensure_stream(js, replicas=settings.stream_replicas)
+            runtime = Runtime(settings=settings, pool=pool, nc=nc, js=js)
+            try:
+                yield runtime
+            finally:
+                for task in runtime.tasks:
+                    task.cancel()
+                await asyncio.gather(*runtime.tasks, return_exceptions=True)
+        finally:
+            await nc.close()
+    finally:
+        await pool.close()

@@ -1,0 +1,48 @@
+"""Settings every service has: where PostgreSQL and NATS are, and how to behave.
+
+Each service subclasses `ServiceSettings` in its own `settings.py`; values come from environment
+variables and are validated at start-up, so a bad value stops the service with a message naming it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PROCEDURES_DIR = REPO_ROOT / "procedures"
+LOCAL_DATABASE_URL = "postgresql://postgres@127.0.0.1:25432/suivi"
+LOCAL_NATS_URL = "nats://127.0.0.1:24222"
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = Field(
+        default=LOCAL_DATABASE_URL, validation_alias=AliasChoices("DATABASE_URL", "database_url")
+    )
+    nats_url: str = Field(default=LOCAL_NATS_URL, validation_alias=AliasChoices("NATS_URL", "nats_url"))
+    procedures_dir: Path = Field(
+        default=DEFAULT_PROCEDURES_DIR, validation_alias=AliasChoices("PROCEDURES_DIR", "procedures_dir")
+    )
+    # 3 in production (a NATS cluster); 1 on a laptop with one nats-server.
+    stream_replicas: int = Field(default=1, ge=1, le=5, validation_alias=AliasChoices("STREAM_REPLICAS"))
+    db_pool_max: int = Field(default=10, ge=1, validation_alias=AliasChoices("DB_POOL_MAX"))
+    log_level: str = Field(default="INFO", validation_alias=AliasChoices("LOG_LEVEL"))
+
+    @model_validator(mode="after")
+    def _refuse_local_defaults_in_production(self) -> Self:
+        if self.environment != "production":
+            return self
+        if self.database_url == LOCAL_DATABASE_URL or self.nats_url == LOCAL_NATS_URL:
+            raise ValueError(
+                "ENVIRONMENT=production needs DATABASE_URL and NATS_URL set to the real servers, "
+                "not the local development defaults"
+            )
+        if self.stream_replicas < 3:
+            raise ValueError("ENVIRONMENT=production needs STREAM_REPLICAS=3 (or more) for the CASES stream")
+        return self

@@ -1,0 +1,89 @@
+"""OpenTelemetry and logs.
+
+One trace follows a case across services: the HTTP request that wrote an event, the relay that published
+it, and each consumer that folded it. The W3C `traceparent` travels in the NATS headers (and in the
+envelope, CloudEvents' distributed-tracing extension).
+Spans are exported over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set; logs are one line per event,
+`key=value` ids at the end so `grep case_id=...` finds a case's whole story.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import metrics, propagate, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanKind
+
+tracer = trace.get_tracer("suivi")
+meter = metrics.get_meter("suivi")
+
+_IDS = ("case_id", "event_id", "stream_seq", "procedure", "consumer", "request_id")
+
+
+class _IdsFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        ids = " ".join(f"{k}={getattr(record, k)}" for k in _IDS if getattr(record, k, None) is not None)
+        return f"{line} {ids}" if ids else line
+
+
+def setup_logging(*, service: str, level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_IdsFormatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h.formatter, _IdsFormatter)]
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+def setup_telemetry(*, service: str) -> None:
+    """Install tracer and meter providers for `service`, unless the process already has SDK ones."""
+    resource = Resource.create({"service.name": f"suivi-{service}", "service.namespace": "suivi"})
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        provider = TracerProvider(resource=resource)
+        if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        trace.set_tracer_provider(provider)
+    if not isinstance(metrics.get_meter_provider(), MeterProvider):
+        readers = []
+        if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+            from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+            readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+        metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
+
+
+def current_traceparent() -> str | None:
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent")
+
+
+@contextmanager
+def producer_span(name: str, *, traceparent: str | None, attributes: Mapping[str, Any]) -> Iterator[str | None]:
+    """A PRODUCER span, child of the request that wrote the event; yields the traceparent to send."""
+    parent = propagate.extract({"traceparent": traceparent} if traceparent else {})
+    with tracer.start_as_current_span(name, context=parent, kind=SpanKind.PRODUCER, attributes=attributes):
+        yield current_traceparent()
+
+
+@contextmanager
+def consumer_span(
+    headers: Mapping[str, str] | None, *, name: str, attributes: Mapping[str, Any]
+) -> Iterator[None]:
+    """A CONSUMER span continuing the trace the message's `traceparent` header names."""
+    parent = propagate.extract(dict(headers or {}))
+    with tracer.start_as_current_span(name, context=parent, kind=SpanKind.CONSUMER, attributes=attributes):
+        yield
