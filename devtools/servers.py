@@ -90,6 +90,8 @@ class NatsServer:
             [self.binary(), "-js", "-sd", str(self.store), "-a", "127.0.0.1", "-p", str(self.port),
              "--server_name", "suivi-local", "-l", str(log)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            # Its own session: Ctrl-C reaches `make run`, which stops the services before the servers.
+            start_new_session=True,
         )
         _wait_for_port(self.port, what="nats-server", proc=self.proc, log=log)
         return self

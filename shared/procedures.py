@@ -9,6 +9,7 @@ A case keeps the version it was submitted under; the newest version is the one o
 from __future__ import annotations
 
 import calendar
+import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
@@ -32,6 +33,11 @@ class Text(BaseModel):
     @model_validator(mode="after")
     def _every_language(self) -> Self:
         present = self.model_extra or {}
+        if unknown := sorted(set(present) - set(languages())):
+            raise ValueError(
+                f"text has unknown language key(s) {', '.join(unknown)} (a comma in an unquoted YAML "
+                f"text splits it: quote the text); languages are {', '.join(languages())}"
+            )
         missing = [lang for lang in languages() if not isinstance(present.get(lang), str) or not present[lang]]
         if missing:
             raise ValueError(f"text is missing the language(s) {', '.join(missing)}")
@@ -89,6 +95,11 @@ class FormField(BaseModel):
             raise ValueError(f"field {self.name}: `choices` only goes with type choice")
         if self.pattern and not self.pattern_hint:
             raise ValueError(f"field {self.name}: a `pattern` needs a `pattern_hint` people can read")
+        if self.pattern:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"field {self.name}: `pattern` is not a valid regular expression: {exc}") from exc
         if self.type in (FieldType.STRING, FieldType.TEXT) and self.max_length is None:
             raise ValueError(f"field {self.name}: text fields need a `max_length`")
         return self
@@ -230,6 +241,8 @@ class Catalogue:
 def _load_file(path: Path) -> Procedure:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise CatalogueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from exc
     except yaml.YAMLError as exc:
         raise CatalogueError(f"{path}: not valid YAML: {exc}") from exc
     try:

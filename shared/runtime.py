@@ -88,6 +88,9 @@ async def open_runtime(
                     task.cancel()
                 await asyncio.gather(*runtime.tasks, return_exceptions=True)
         finally:
-            await nc.close()
+            try:
+                await nc.close()
+            except Exception as exc:  # the server may already be gone; nothing is left to flush
+                log.warning("closing the NATS connection: %s", exc)
     finally:
         await pool.close()

@@ -77,6 +77,12 @@ class TestEveryShippedDefinition:
                 assert isinstance(written, str), f"{procedure.code}: {where} has no {lang} text"
                 assert written.strip(), f"{procedure.code}: {where} has an empty {lang} text"
 
+    def test_no_text_was_cut_by_a_comma_in_a_one_line_label(self, procedure: Procedure) -> None:
+        # `label: {fr: Son père, sa mère, en: ...}` parses as keys "fr", "sa mère" and "en": the French label
+        # becomes "Son père". Every text must hold exactly the supported languages and nothing else.
+        for where, text in _texts(procedure):
+            assert set(text.model_extra or {}) == set(languages()), f"{procedure.code}: {where} was cut"
+
     def test_every_step_has_a_label_and_an_explanation_in_french_and_english(
         self, procedure: Procedure
     ) -> None:
@@ -360,6 +366,47 @@ def test_one_bad_file_stops_the_whole_catalogue(tmp_path: Path) -> None:
     message = _refused(tmp_path)
     assert str(path) in message
     assert "title" in message
+
+
+# Known gaps in shared/procedures.py: each test says what should happen and fails until it does.
+
+
+def test_a_pattern_that_is_not_a_regular_expression_is_refused(tmp_path: Path) -> None:
+    definition = _valid()
+    definition["fields"].append(
+        {
+            "name": "plate",
+            "type": "string",
+            "max_length": 9,
+            "pattern": "^[A-Z",
+            "pattern_hint": {"fr": "par exemple AB-123-CD", "en": "for example AB-123-CD"},
+            "label": {"fr": "Immatriculation", "en": "Registration"},
+        }
+    )
+    path = _write(tmp_path, definition)
+    message = _refused(tmp_path)
+    assert str(path) in message
+    assert "plate" in message
+
+
+def test_a_label_cut_by_a_comma_is_refused(tmp_path: Path) -> None:
+    definition = _valid()
+    # What `label: {fr: Reçue, enregistrée, en: Received, registered}` reads as.
+    definition["steps"][0]["label"] = yaml.safe_load("{fr: Reçue, enregistrée, en: Received, registered}")
+    assert definition["steps"][0]["label"]["fr"] == "Reçue"
+    path = _write(tmp_path, definition)
+    message = _refused(tmp_path)
+    assert str(path) in message
+    assert "steps.0.label" in message
+
+
+def test_a_file_not_in_utf8_is_refused_with_its_name(tmp_path: Path) -> None:
+    path = tmp_path / "demande-test" / "v1.yaml"
+    path.parent.mkdir()
+    path.write_bytes(
+        yaml.safe_dump(_valid(), allow_unicode=True).encode("utf-8") + "# café\n".encode("latin-1")
+    )
+    assert str(path) in _refused(tmp_path)
 
 
 # --- Versions -----------------------------------------------------------------------------------------

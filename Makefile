@@ -1,0 +1,43 @@
+# Suivi: `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create the virtual environment and install Suivi with its development tools
+
+run: $(STAMP) ## Start NATS, PostgreSQL (unless NATS_URL/DATABASE_URL are set), every service and demo data
+	$(PY) -m devtools.run
+
+test: $(STAMP) ## Run every test (real NATS JetStream, PostgreSQL and headless Chromium)
+	$(PY) -m pytest
+
+lint: $(STAMP) ## ruff, mypy --strict and the import contracts (services never import each other)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy shared services devtools
+	$(VENV)/bin/lint-imports
+
+format: $(STAMP) ## Format the code
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(STAMP) ## Measure submissions/s and lookups/s against bare FastAPI+PostgreSQL baselines
+	$(PY) -m devtools.bench
+
+clean: ## Remove the virtual environment and local data (.data/)
+	rm -rf $(VENV) .data
+
+.PHONY: help install run test lint format bench clean

@@ -1,0 +1,150 @@
+"""`make run`: the whole system on one machine.
+
+Starts a NATS server with JetStream and a PostgreSQL server from the project's pip packages (unless
+NATS_URL / DATABASE_URL point at existing ones), every service as its own process, loads demo data and
+prints the URLs. Data lives in `.data/` and survives a restart. Ctrl-C stops everything it started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import httpx
+
+from devtools import demo
+from devtools.servers import NatsServer, PostgresServer
+from shared.settings import REPO_ROOT
+
+DATA = REPO_ROOT / ".data"
+NATS_PORT = int(os.environ.get("SUIVI_NATS_PORT", "24222"))
+PG_PORT = int(os.environ.get("SUIVI_PG_PORT", "25432"))
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    port: int
+    description: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+SERVICES = (
+    Service("intake", int(os.environ.get("INTAKE_PORT", "8001")), "submit a procedure (API docs at /docs)"),
+    Service("tracking", int(os.environ.get("TRACKING_PORT", "8003")), "follow a case by its tracking code"),
+)
+
+
+class Stack:
+    def __init__(self) -> None:
+        self.nats: NatsServer | None = None
+        self.pg: PostgresServer | None = None
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start_servers(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if "NATS_URL" not in env:
+            self.nats = NatsServer(store=DATA / "nats", port=NATS_PORT).start()
+            env["NATS_URL"] = self.nats.url
+            print(f"NATS JetStream   {self.nats.url}  (data in {DATA / 'nats'})")
+        if "DATABASE_URL" not in env:
+            self.pg = PostgresServer(data=DATA / "postgres", port=PG_PORT).start()
+            env["DATABASE_URL"] = self._database(self.pg)
+            print(f"PostgreSQL       {env['DATABASE_URL']}  (data in {DATA / 'postgres'})")
+        env.setdefault("TRACKING_PUBLIC_URL", SERVICES[1].url)
+        return env
+
+    @staticmethod
+    def _database(pg: PostgresServer) -> str:
+        try:
+            return pg.create_database("suivi")
+        except subprocess.CalledProcessError as exc:
+            if b"already exists" not in exc.stderr:
+                raise
+            return pg.url("suivi")
+
+    def start_services(self, env: dict[str, str]) -> None:
+        for s in SERVICES:
+            self.procs[s.name] = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", f"services.{s.name}.app:create_app", "--factory",
+                 "--host", "127.0.0.1", "--port", str(s.port), "--no-access-log"],
+                env=env, stdin=subprocess.DEVNULL, cwd=REPO_ROOT, start_new_session=True,
+            )
+        for s in SERVICES:
+            self._wait_ready(s)
+
+    def _wait_ready(self, service: Service, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.procs[service.name].poll() is not None:
+                raise SystemExit(f"{service.name} stopped while starting: see its log above")
+            try:
+                if httpx.get(f"{service.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise SystemExit(f"{service.name} not ready on {service.url} after {timeout:.0f} s: see its log above")
+
+    def watch(self) -> None:
+        while True:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise SystemExit(f"{name} stopped (exit code {proc.returncode}); stopping everything")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for server in (self.pg, self.nats):
+            if server is not None:
+                server.stop()
+
+
+def _print_urls(cases: list[dict[str, str]]) -> None:
+    print("\nSuivi is running. Ctrl-C stops everything.\n")
+    for s in SERVICES:
+        print(f"  {s.name:<10} {s.url:<24} {s.description}")
+    print("\nDemo cases (tracking code, page):")
+    for case in cases:
+        print(f"  {case['procedure']:<30} {case['tracking_code']}  {case['tracking_url']}")
+    print()
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    DATA.mkdir(exist_ok=True)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    stack = Stack()
+    try:
+        env = stack.start_servers()
+        stack.start_services(env)
+        _print_urls(demo.load(SERVICES[0].url))
+        stack.watch()
+    except KeyboardInterrupt:
+        print("\nstopping Suivi...")
+    finally:
+        stack.stop()
+        print("stopped.")
+
+
+if __name__ == "__main__":
+    main()
