@@ -68,7 +68,7 @@ def _stop(proc: subprocess.Popen[bytes] | None, *, kill: bool = False) -> None:
 
 class NatsServer:
     def __init__(self, *, store: Path, port: int | None = None) -> None:
-        self.store, self.port = store, port or free_port()
+        self.store, self.port, self.fixed_port = store, port or free_port(), port is not None
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -84,6 +84,16 @@ class NatsServer:
         return found
 
     def start(self) -> NatsServer:
+        for attempt in range(3):
+            try:
+                return self._start()
+            except RuntimeError:
+                if self.fixed_port or attempt == 2:
+                    raise
+                self.port = free_port()  # another process took the port between probe and bind
+        return self
+
+    def _start(self) -> NatsServer:
         self.store.mkdir(parents=True, exist_ok=True)
         log = self.store / "nats-server.log"
         self.proc = subprocess.Popen(

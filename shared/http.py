@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -134,6 +135,18 @@ def install_error_handlers(app: FastAPI) -> None:
             return problem(405, "error.method_not_allowed", lang)
         return JSONResponse({"status": exc.status_code, "detail": exc.detail}, status_code=exc.status_code)
 
+    @app.exception_handler(asyncpg.PostgresConnectionError)
+    @app.exception_handler(asyncpg.InterfaceError)
+    @app.exception_handler(asyncpg.CannotConnectNowError)
+    @app.exception_handler(ConnectionError)
+    @app.exception_handler(OSError)
+    @app.exception_handler(TimeoutError)
+    async def _unavailable(request: Request, exc: Exception) -> Response:
+        # Nothing was acknowledged: the transaction did not commit, so a retry is safe.
+        log.warning("%s %s: a backing service is unavailable: %r", request.method, request.url.path, exc)
+        return problem(503, "error.service_unavailable", language_of(request), headers={"Retry-After": "2"},
+                       detail=type(exc).__name__)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         reference = uuid.uuid4().hex[:12]
@@ -155,30 +168,31 @@ class BodySizeLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await self._refuse(scope, receive, send, int(declared))
             return
-        received = 0
+        received, refused = 0, False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.limit:
-                raise _TooLarge(received)
+                # Answer now; to the app the client simply went away, and its answer goes nowhere.
+                refused = True
+                await self._refuse(scope, receive, send, received)
+                return {"type": "http.disconnect"}
             return message
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except _TooLarge as too_large:
-            await self._refuse(scope, receive, send, too_large.size)
+        async def guarded_send(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        await self.app(scope, limited_receive, guarded_send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, size: int) -> None:
         request = Request(scope)
         response = problem(413, "error.body_too_large", language_of(request), size=size, limit=self.limit)
         await response(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    def __init__(self, size: int) -> None:
-        self.size = size
 
 
 ReadinessCheck = Callable[[], Awaitable[object]]
