@@ -13,6 +13,10 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from devtools.servers import NatsServer, PostgresServer
 from services.intake.app import create_app as create_intake
@@ -21,6 +25,19 @@ from services.tracking.app import create_app as create_tracking
 from services.tracking.settings import TrackingSettings
 
 _databases = itertools.count(1)
+
+# One in-memory exporter for the whole run, installed before any app so that setup_telemetry keeps it.
+_exporter = InMemorySpanExporter()
+_provider = TracerProvider()
+_provider.add_span_processor(SimpleSpanProcessor(_exporter))
+trace.set_tracer_provider(_provider)
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    _exporter.clear()
+    yield _exporter
+    _exporter.clear()
 
 
 @pytest.fixture(scope="session")
