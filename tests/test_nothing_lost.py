@@ -150,3 +150,19 @@ async def test_a_redelivered_event_is_folded_once(
                      until=lambda seq: seq == times + 1)
     assert await scalar(env.database_url, "SELECT count(*) FROM tracking.history") == 1
     assert (await tracking.get(f"/v1/track/{code}")).json()["version"] == 1
+
+
+async def test_tracking_can_be_rebuilt_from_the_stream(intake: httpx.AsyncClient, env: Env) -> None:
+    from services.tracking.app import create_app
+    from services.tracking.rebuild import rebuild
+    from tests.conftest import _client, tracking_settings
+
+    codes = [(await intake.post("/v1/cases", json=make_case())).json()["tracking_code"] for _ in range(5)]
+    async for client in _client(create_app(tracking_settings(env))):
+        before = [(await client.get(f"/v1/track/{c}")).json() for c in codes]
+    await rebuild(tracking_settings(env))
+    assert await scalar(env.database_url, "SELECT count(*) FROM tracking.cases") == 0
+    async for client in _client(create_app(tracking_settings(env))):
+        after = [(await client.get(f"/v1/track/{c}")).json() for c in codes]
+    assert after == before
+    assert await scalar(env.database_url, "SELECT count(*) FROM tracking.history") == 5
