@@ -46,7 +46,10 @@ VALID_DATA: dict[str, dict[str, Any]] = {
 }
 
 APPLICANT: dict[str, Any] = {
-    "name": "Camille Martin", "email": "camille.martin@example.org", "phone": "06 12 34 56 78", "language": "fr",
+    "name": "Camille Martin",
+    "email": "camille.martin@example.org",
+    "phone": "06 12 34 56 78",
+    "language": "fr",
 }
 
 
@@ -59,8 +62,9 @@ def load(intake_url: str) -> list[dict[str, Any]]:
     cases = []
     with httpx.Client(base_url=intake_url, timeout=30) as client:
         for procedure in VALID_DATA:
-            answer = client.post("/v1/cases", json=submission(procedure),
-                                 headers={"Idempotency-Key": f"demo-{procedure}"})
+            answer = client.post(
+                "/v1/cases", json=submission(procedure), headers={"Idempotency-Key": f"demo-{procedure}"}
+            )
             answer.raise_for_status()
             cases.append(answer.json())
     return cases

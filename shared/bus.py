@@ -87,7 +87,7 @@ def event_headers(envelope: Envelope, *, traceparent: str | None) -> dict[str, s
     return headers
 
 
-class Nak(Exception):  # noqa: N818 - it names what the consumer does with the message
+class Nak(Exception):
     """Raised by a handler to have the message redelivered later without it counting as a failure."""
 
 
@@ -166,8 +166,13 @@ class PullConsumer:
             await msg.ack()
             return
         except MalformedEvent as exc:
-            log.error("consumer %s: seq %d on %s is malformed, dead-lettered: %s",
-                      self._spec.durable, seq, msg.subject, exc)
+            log.error(
+                "consumer %s: seq %d on %s is malformed, dead-lettered: %s",
+                self._spec.durable,
+                seq,
+                msg.subject,
+                exc,
+            )
             await self._dead(msg, str(exc))
             await msg.term()
             return
@@ -177,18 +182,38 @@ class PullConsumer:
                 await self._handler(envelope, data, seq)
         except Nak as exc:
             await msg.nak(delay=_backoff(delivered))
-            log.info("consumer %s: %s for case %s later (%s)", self._spec.durable, envelope.type,
-                     envelope.subject, exc, extra=ids)
+            log.info(
+                "consumer %s: %s for case %s later (%s)",
+                self._spec.durable,
+                envelope.type,
+                envelope.subject,
+                exc,
+                extra=ids,
+            )
             return
         except Exception as exc:
             if delivered >= MAX_DELIVER:
-                log.error("consumer %s gave up on event %s of case %s after %d attempts: %s",
-                          self._spec.durable, envelope.id, envelope.subject, delivered, exc, extra=ids)
+                log.error(
+                    "consumer %s gave up on event %s of case %s after %d attempts: %s",
+                    self._spec.durable,
+                    envelope.id,
+                    envelope.subject,
+                    delivered,
+                    exc,
+                    extra=ids,
+                )
                 await self._dead(msg, f"gave up after {delivered} attempts: {exc}")
                 await msg.term()
             else:
-                log.warning("consumer %s failed on event %s of case %s (attempt %d), retrying: %s",
-                            self._spec.durable, envelope.id, envelope.subject, delivered, exc, extra=ids)
+                log.warning(
+                    "consumer %s failed on event %s of case %s (attempt %d), retrying: %s",
+                    self._spec.durable,
+                    envelope.id,
+                    envelope.subject,
+                    delivered,
+                    exc,
+                    extra=ids,
+                )
                 await msg.nak(delay=_backoff(delivered))
             return
         await msg.ack()

@@ -11,6 +11,7 @@ the others wait, ready to take over.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,7 +49,11 @@ async def append(conn: asyncpg.Connection, *, schema: str, events: Sequence[NewE
             await conn.execute(
                 f"INSERT INTO {schema}.events(event_id, case_id, version, type, subject, envelope) "
                 "VALUES ($1, $2, $3, $4, $5, $6)",
-                e.envelope.id, e.envelope.case_id, e.version, e.envelope.type, e.subject,
+                e.envelope.id,
+                e.envelope.case_id,
+                e.version,
+                e.envelope.type,
+                e.subject,
                 e.envelope.model_dump(mode="json"),
             )
             await conn.execute(f"INSERT INTO {schema}.outbox(event_id) VALUES ($1)", e.envelope.id)
@@ -88,10 +93,8 @@ class OutboxRelay:
             while True:
                 if await self.relay_once(conn) < self._batch:
                     self._wake.clear()
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout=1)
-                    except TimeoutError:
-                        pass
                     # The lock connection must still be alive for this relay to be the only one.
                     await conn.fetchval("SELECT 1")
         finally:
@@ -114,15 +117,21 @@ class OutboxRelay:
         for row in rows:
             envelope = Envelope.model_validate(row["envelope"])
             ids = {"case_id": envelope.subject, "event_id": str(envelope.id)}
-            with producer_span(f"publish {envelope.type}", traceparent=envelope.traceparent,
-                               attributes={**ids, "messaging.destination.name": row["subject"]}) as tp:
+            with producer_span(
+                f"publish {envelope.type}",
+                traceparent=envelope.traceparent,
+                attributes={**ids, "messaging.destination.name": row["subject"]},
+            ) as tp:
                 ack = await self._js.publish(
-                    row["subject"], envelope.model_dump_json().encode(), stream=STREAM,
+                    row["subject"],
+                    envelope.model_dump_json().encode(),
+                    stream=STREAM,
                     headers=event_headers(envelope, traceparent=tp),
                 )
             await conn.execute(
                 f"UPDATE {self._schema}.outbox SET published_at = now(), stream_seq = $2 WHERE position = $1",
-                row["position"], ack.seq,
+                row["position"],
+                ack.seq,
             )
             published_counter.add(1, {"schema": self._schema, "duplicate": bool(ack.duplicate)})
             log.debug("published %s as seq %d", envelope.type, ack.seq, extra=ids)

@@ -1,7 +1,8 @@
 """What every service's HTTP edge shares: errors as JSON in the caller's language, one mapping per app,
 a body-size limit, the language of the request, and health/readiness probes.
 
-Error bodies look like RFC 9457 problems: `{"type", "title", "status", "detail", "errors": [{field, message}]}`.
+Error bodies are RFC 9457 problems:
+`{"type", "title", "status", "detail", "errors": [{field, message}]}`.
 """
 
 from __future__ import annotations
@@ -60,8 +61,15 @@ def _lang_dependency(
 Lang = Annotated[str, Depends(_lang_dependency)]
 
 
-def problem(status: int, key: str, lang: str, *, errors: list[dict[str, str]] | None = None,
-            headers: dict[str, str] | None = None, **params: object) -> JSONResponse:
+def problem(
+    status: int,
+    key: str,
+    lang: str,
+    *,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+    **params: object,
+) -> JSONResponse:
     body: dict[str, Any] = {
         "type": key,
         "title": key.split(".", 1)[-1].replace("_", " "),
@@ -70,8 +78,7 @@ def problem(status: int, key: str, lang: str, *, errors: list[dict[str, str]] | 
     }
     if errors:
         body["errors"] = errors
-    return JSONResponse(body, status_code=status, headers=headers,
-                        media_type="application/problem+json")
+    return JSONResponse(body, status_code=status, headers=headers, media_type="application/problem+json")
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -114,8 +121,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
-        return problem(exc.status, exc.key, language_of(request), errors=exc.errors, headers=exc.headers,
-                       **exc.params)
+        return problem(
+            exc.status, exc.key, language_of(request), errors=exc.errors, headers=exc.headers, **exc.params
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -144,8 +152,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unavailable(request: Request, exc: Exception) -> Response:
         # Nothing was acknowledged: the transaction did not commit, so a retry is safe.
         log.warning("%s %s: a backing service is unavailable: %r", request.method, request.url.path, exc)
-        return problem(503, "error.service_unavailable", language_of(request), headers={"Retry-After": "2"},
-                       detail=type(exc).__name__)
+        return problem(
+            503,
+            "error.service_unavailable",
+            language_of(request),
+            headers={"Retry-After": "2"},
+            detail=type(exc).__name__,
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -38,7 +38,9 @@ class Text(BaseModel):
                 f"text has unknown language key(s) {', '.join(unknown)} (a comma in an unquoted YAML "
                 f"text splits it: quote the text); languages are {', '.join(languages())}"
             )
-        missing = [lang for lang in languages() if not isinstance(present.get(lang), str) or not present[lang]]
+        missing = [
+            lang for lang in languages() if not isinstance(present.get(lang), str) or not present[lang]
+        ]
         if missing:
             raise ValueError(f"text is missing the language(s) {', '.join(missing)}")
         return self
@@ -99,7 +101,9 @@ class FormField(BaseModel):
             try:
                 re.compile(self.pattern)
             except re.error as exc:
-                raise ValueError(f"field {self.name}: `pattern` is not a valid regular expression: {exc}") from exc
+                raise ValueError(
+                    f"field {self.name}: `pattern` is not a valid regular expression: {exc}"
+                ) from exc
         if self.type in (FieldType.STRING, FieldType.TEXT) and self.max_length is None:
             raise ValueError(f"field {self.name}: text fields need a `max_length`")
         return self
@@ -242,7 +246,9 @@ def _load_file(path: Path) -> Procedure:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
-        raise CatalogueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from exc
+        raise CatalogueError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
+        ) from exc
     except yaml.YAMLError as exc:
         raise CatalogueError(f"{path}: not valid YAML: {exc}") from exc
     try:
@@ -271,5 +277,3 @@ def load_catalogue(directory: Path) -> Catalogue:
     if not versions:
         raise CatalogueError(f"{directory}: no procedure definitions (<code>/v<n>.yaml) found")
     return Catalogue(versions=versions)
-
-

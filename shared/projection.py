@@ -27,7 +27,8 @@ async def fold(
         first_time = await conn.fetchval(
             f"INSERT INTO {schema}.folded_events(event_id, stream_seq) VALUES ($1, $2) "
             "ON CONFLICT DO NOTHING RETURNING true",
-            event_id, stream_seq,
+            event_id,
+            stream_seq,
         )
         if first_time:
             await change(conn)
@@ -35,17 +36,24 @@ async def fold(
             f"INSERT INTO {schema}.consumer_positions(consumer, stream_seq) VALUES ($1, $2) "
             "ON CONFLICT (consumer) DO UPDATE SET stream_seq = "
             f"GREATEST({schema}.consumer_positions.stream_seq, EXCLUDED.stream_seq), updated_at = now()",
-            consumer, stream_seq,
+            consumer,
+            stream_seq,
         )
     return bool(first_time)
 
 
-def dead_letter_recorder(pool: asyncpg.Pool, *, schema: str, consumer: str) -> Callable[[Msg, str], Awaitable[None]]:
+def dead_letter_recorder(
+    pool: asyncpg.Pool, *, schema: str, consumer: str
+) -> Callable[[Msg, str], Awaitable[None]]:
     async def record(msg: Msg, reason: str) -> None:
         await pool.execute(
             f"INSERT INTO {schema}.dead_letters(stream_seq, subject, consumer, reason, body) "
             "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (stream_seq) DO UPDATE SET reason = EXCLUDED.reason",
-            msg.metadata.sequence.stream, msg.subject, consumer, reason, msg.data,
+            msg.metadata.sequence.stream,
+            msg.subject,
+            consumer,
+            reason,
+            msg.data,
         )
 
     return record
@@ -53,5 +61,7 @@ def dead_letter_recorder(pool: asyncpg.Pool, *, schema: str, consumer: str) -> C
 
 async def reset(pool: asyncpg.Pool, *, schema: str, tables: tuple[str, ...]) -> None:
     """Empty a projection's tables and bookkeeping, to fold the stream again from the start."""
-    names = ", ".join(f"{schema}.{t}" for t in (*tables, "folded_events", "consumer_positions", "dead_letters"))
+    names = ", ".join(
+        f"{schema}.{t}" for t in (*tables, "folded_events", "consumer_positions", "dead_letters")
+    )
     await pool.execute(f"TRUNCATE {names}")

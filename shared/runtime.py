@@ -59,7 +59,7 @@ async def _patiently(what: str, attempt: Any) -> Any:
     while True:
         try:
             return await attempt()
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             if asyncio.get_running_loop().time() > deadline:
                 raise RuntimeError(f"cannot reach {what} after {STARTUP_PATIENCE_SECONDS} s: {exc}") from exc
             log.warning("waiting for %s: %s", what, exc)

@@ -72,7 +72,9 @@ def current_traceparent() -> str | None:
 
 
 @contextmanager
-def producer_span(name: str, *, traceparent: str | None, attributes: Mapping[str, Any]) -> Iterator[str | None]:
+def producer_span(
+    name: str, *, traceparent: str | None, attributes: Mapping[str, Any]
+) -> Iterator[str | None]:
     """A PRODUCER span, child of the request that wrote the event; yields the traceparent to send."""
     parent = propagate.extract({"traceparent": traceparent} if traceparent else {})
     with tracer.start_as_current_span(name, context=parent, kind=SpanKind.PRODUCER, attributes=attributes):

@@ -62,8 +62,13 @@ class Env:
     nats: NatsServer
 
     def variables(self) -> dict[str, str]:
-        return {**os.environ, "DATABASE_URL": self.database_url, "NATS_URL": self.nats_url,
-                "ENVIRONMENT": "test", "LOG_LEVEL": "INFO"}
+        return {
+            **os.environ,
+            "DATABASE_URL": self.database_url,
+            "NATS_URL": self.nats_url,
+            "ENVIRONMENT": "test",
+            "LOG_LEVEL": "INFO",
+        }
 
 
 @pytest.fixture
@@ -80,11 +85,15 @@ async def _client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def intake_settings(env: Env, **overrides: object) -> IntakeSettings:
-    return IntakeSettings(database_url=env.database_url, nats_url=env.nats_url, environment="test", **overrides)
+    return IntakeSettings(
+        database_url=env.database_url, nats_url=env.nats_url, environment="test", **overrides
+    )
 
 
 def tracking_settings(env: Env, **overrides: object) -> TrackingSettings:
-    return TrackingSettings(database_url=env.database_url, nats_url=env.nats_url, environment="test", **overrides)
+    return TrackingSettings(
+        database_url=env.database_url, nats_url=env.nats_url, environment="test", **overrides
+    )
 
 
 @pytest.fixture

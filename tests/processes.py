@@ -26,9 +26,21 @@ class ServiceProcess:
 
     def start(self, *, timeout: float = 60) -> ServiceProcess:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", f"{self.app}:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(self.port), "--no-access-log"],
-            env=self.env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                f"{self.app}:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--no-access-log",
+            ],
+            env=self.env,
+            stdout=open(self.log, "ab"),
+            stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + timeout

@@ -32,8 +32,9 @@ async def test_a_citizen_submits_and_follows_a_building_permit(
     assert "Camille" not in seen.text and "example.org" not in seen.text
 
 
-@pytest.mark.parametrize(("accept", "label"), [("en-GB,en;q=0.9", "Application received"),
-                                                ("fr-FR", "Dossier reçu")])
+@pytest.mark.parametrize(
+    ("accept", "label"), [("en-GB,en;q=0.9", "Application received"), ("fr-FR", "Dossier reçu")]
+)
 async def test_the_lookup_speaks_the_readers_language(
     intake: httpx.AsyncClient, tracking: httpx.AsyncClient, accept: str, label: str
 ) -> None:

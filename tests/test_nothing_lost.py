@@ -48,20 +48,25 @@ async def _stream_messages(nats_url: str) -> int:
 async def _assert_everything_arrived_once(env: Env, acknowledged: set[str]) -> None:
     folded = await eventually(
         lambda: query(env.database_url, "SELECT case_id::text FROM tracking.cases"),
-        until=lambda rows: len(rows) >= len(acknowledged), timeout=60,
+        until=lambda rows: len(rows) >= len(acknowledged),
+        timeout=60,
     )
     in_intake = {r[0] for r in await query(env.database_url, "SELECT case_id::text FROM intake.cases")}
     assert acknowledged <= in_intake, "an acknowledged case is missing from intake"
     assert {r[0] for r in folded} == in_intake, "tracking does not show exactly the cases intake recorded"
     assert await scalar(env.database_url, "SELECT count(*) FROM tracking.history") == len(in_intake)
     assert await _stream_messages(env.nats_url) == len(in_intake), "an event is missing or doubled on the bus"
-    assert await scalar(env.database_url, "SELECT count(*) FROM intake.outbox WHERE published_at IS NULL") == 0
+    assert (
+        await scalar(env.database_url, "SELECT count(*) FROM intake.outbox WHERE published_at IS NULL") == 0
+    )
 
 
 def _processes(env: Env, tmp_path: Path) -> tuple[ServiceProcess, ServiceProcess]:
     variables = service_env(env.database_url, env.nats_url)
-    return (ServiceProcess("services.intake.app", env=variables, log_dir=tmp_path),
-            ServiceProcess("services.tracking.app", env=variables, log_dir=tmp_path))
+    return (
+        ServiceProcess("services.intake.app", env=variables, log_dir=tmp_path),
+        ServiceProcess("services.tracking.app", env=variables, log_dir=tmp_path),
+    )
 
 
 async def test_killing_intake_and_its_relay_mid_stream_loses_nothing(env: Env, tmp_path: Path) -> None:
@@ -70,8 +75,10 @@ async def test_killing_intake_and_its_relay_mid_stream_loses_nothing(env: Env, t
     try:
         async with httpx.AsyncClient(base_url=intake.url) as client:
             burst = asyncio.create_task(_submit(client, CASES))
-            await eventually(lambda: scalar(env.database_url, "SELECT count(*) FROM intake.cases"),
-                             until=lambda n: n >= CASES // 3)
+            await eventually(
+                lambda: scalar(env.database_url, "SELECT count(*) FROM intake.cases"),
+                until=lambda n: n >= CASES // 3,
+            )
             intake.kill()
             first, _ = await burst
             intake.start()
@@ -89,8 +96,9 @@ async def test_killing_tracking_while_it_folds_loses_nothing(env: Env, tmp_path:
         async with httpx.AsyncClient(base_url=intake.url) as client:
             acknowledged, failed = await _submit(client, CASES)
         assert failed == 0
-        await eventually(lambda: scalar(env.database_url, "SELECT count(*) FROM tracking.cases"),
-                         until=lambda n: n >= 5)
+        await eventually(
+            lambda: scalar(env.database_url, "SELECT count(*) FROM tracking.cases"), until=lambda n: n >= 5
+        )
         tracking.kill()
         tracking.start()
         await _assert_everything_arrived_once(env, acknowledged)
@@ -138,16 +146,17 @@ async def test_a_redelivered_event_is_folded_once(
     code = (await intake.post("/v1/cases", json=make_case())).json()["tracking_code"]
     assert (await tracking.get(f"/v1/track/{code}")).status_code == 200
     # Publish the very same event again, as a relay would after the duplicate window, bypassing dedup.
-    subject, body = (await query(env.database_url,
-                                 "SELECT subject, envelope::text FROM intake.events"))[0]
+    subject, body = (await query(env.database_url, "SELECT subject, envelope::text FROM intake.events"))[0]
     nc = await nats.connect(env.nats_url)
     try:
         for _ in range(times):
             await nc.jetstream().publish(subject, body.encode())
     finally:
         await nc.close()
-    await eventually(lambda: scalar(env.database_url, "SELECT stream_seq FROM tracking.consumer_positions"),
-                     until=lambda seq: seq == times + 1)
+    await eventually(
+        lambda: scalar(env.database_url, "SELECT stream_seq FROM tracking.consumer_positions"),
+        until=lambda seq: seq == times + 1,
+    )
     assert await scalar(env.database_url, "SELECT count(*) FROM tracking.history") == 1
     assert (await tracking.get(f"/v1/track/{code}")).json()["version"] == 1
 

@@ -31,8 +31,10 @@ async def test_no_applicant_data_ever_appears_on_the_bus(intake: httpx.AsyncClie
         for procedure in VALID_DATA:
             body = make_case(procedure, applicant=APPLICANT)
             assert (await intake.post("/v1/cases", json=body)).status_code == 201
-        await eventually(lambda: asyncio.sleep(0, result=len([m for m in seen if b"submitted.v1" in m])),
-                         until=lambda n: n >= len(VALID_DATA))
+        await eventually(
+            lambda: asyncio.sleep(0, result=len([m for m in seen if b"submitted.v1" in m])),
+            until=lambda n: n >= len(VALID_DATA),
+        )
     finally:
         await nc.close()
     published = [m for m in seen if b"submitted.v1" in m]
@@ -56,8 +58,10 @@ async def test_one_submission_is_one_trace_from_request_to_fold(
 ) -> None:
     code = (await intake.post("/v1/cases", json=make_case())).json()["tracking_code"]
     assert (await tracking.get(f"/v1/track/{code}")).status_code == 200
-    finished = await eventually(lambda: asyncio.sleep(0, result=spans.get_finished_spans()),
-                                until=lambda s: any(x.name.startswith("fold ") for x in s))
+    finished = await eventually(
+        lambda: asyncio.sleep(0, result=spans.get_finished_spans()),
+        until=lambda s: any(x.name.startswith("fold ") for x in s),
+    )
     request = _by_name(finished, "POST /v1/cases", SpanKind.SERVER)
     publish = _by_name(finished, "publish fr.suivi.case.submitted.v1", SpanKind.PRODUCER)
     fold = _by_name(finished, "fold fr.suivi.case.submitted.v1", SpanKind.CONSUMER)

@@ -12,7 +12,9 @@ import asyncpg
 T = TypeVar("T")
 
 
-async def eventually(probe: Callable[[], Awaitable[T]], *, until: Callable[[T], bool], timeout: float = 30) -> T:
+async def eventually(
+    probe: Callable[[], Awaitable[T]], *, until: Callable[[T], bool], timeout: float = 30
+) -> T:
     deadline = time.monotonic() + timeout
     while True:
         value = await probe()

@@ -41,12 +41,12 @@ class InvalidField(ValueError):
 def _string(f: FormField, value: Any) -> str:
     if not isinstance(value, str):
         raise InvalidField("field.type_string")
-    value = value.strip()
-    if f.min_length is not None and len(value) < f.min_length:
+    text: str = value.strip()
+    if f.min_length is not None and len(text) < f.min_length:
         raise InvalidField("field.too_short", min=f.min_length)
-    if f.max_length is not None and len(value) > f.max_length:
+    if f.max_length is not None and len(text) > f.max_length:
         raise InvalidField("field.too_long", max=f.max_length)
-    return value
+    return text
 
 
 def _number(f: FormField, value: Any, *, integer: bool) -> int | float:
@@ -154,15 +154,21 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def check_data(procedure: Procedure, data: dict[str, Any], lang: str) -> tuple[dict[str, Any], list[FieldError]]:
+def check_data(
+    procedure: Procedure, data: dict[str, Any], lang: str
+) -> tuple[dict[str, Any], list[FieldError]]:
     """The cleaned form data, and every problem found (not just the first)."""
     clean: dict[str, Any] = {}
     errors: list[FieldError] = []
     expected = ", ".join(f.name for f in procedure.fields)
     for name in data:
         if procedure.field(name) is None:
-            errors.append({"field": f"data.{name}", "message": translate(
-                "field.unknown", lang, procedure=procedure.code, expected=expected)})
+            errors.append(
+                {
+                    "field": f"data.{name}",
+                    "message": translate("field.unknown", lang, procedure=procedure.code, expected=expected),
+                }
+            )
     for f in procedure.fields:
         value = data.get(f.name)
         if _missing(value):
@@ -196,8 +202,12 @@ def check_applicant(applicant: ApplicantCreate, lang: str) -> tuple[ApplicantCre
     if _missing(applicant.email) and _missing(applicant.phone):
         errors.append({"field": "applicant", "message": translate("field.applicant_contact", lang)})
     if applicant.language not in languages():
-        errors.append({"field": "applicant.language",
-                       "message": translate("field.language", lang, choices=", ".join(languages()))})
+        errors.append(
+            {
+                "field": "applicant.language",
+                "message": translate("field.language", lang, choices=", ".join(languages())),
+            }
+        )
     return applicant.model_copy(update=updates), errors
 
 
@@ -233,17 +243,31 @@ class Submission:
 
 def submit(*, procedure: Procedure, request: CaseCreate, data: dict[str, Any]) -> Submission:
     now = datetime.now(UTC)
-    deadline = procedure.legal_deadline.due(now.astimezone(CITY_TIMEZONE).date()) if procedure.legal_deadline else None
+    deadline = (
+        procedure.legal_deadline.due(now.astimezone(CITY_TIMEZONE).date())
+        if procedure.legal_deadline
+        else None
+    )
     return Submission(
-        case_id=uuid.uuid4(), tracking_code=tracking_code.generate(), procedure=procedure,
-        request=request, data=data, submitted_at=now, legal_deadline=deadline,
+        case_id=uuid.uuid4(),
+        tracking_code=tracking_code.generate(),
+        procedure=procedure,
+        request=request,
+        data=data,
+        submitted_at=now,
+        legal_deadline=deadline,
     )
 
 
 def first_events(submission: Submission, *, traceparent: str | None) -> list[NewEvent]:
     """The events a submission records: the case exists, in its procedure's first step."""
     event = submission.event
-    envelope = make_envelope(event, case_id=submission.case_id, procedure=event.procedure,
-                             traceparent=traceparent, at=submission.submitted_at)
+    envelope = make_envelope(
+        event,
+        case_id=submission.case_id,
+        procedure=event.procedure,
+        traceparent=traceparent,
+        at=submission.submitted_at,
+    )
     subject = subject_for(procedure=event.procedure, case_id=submission.case_id, event=event)
     return [NewEvent(envelope=envelope, subject=subject, version=1)]

@@ -18,8 +18,12 @@ class DuplicateKey(Exception):
 
 
 async def record_submission(
-    pool: asyncpg.Pool, *, submission: Submission, events: list[NewEvent],
-    idempotency_key: str | None, request_hash: str,
+    pool: asyncpg.Pool,
+    *,
+    submission: Submission,
+    events: list[NewEvent],
+    idempotency_key: str | None,
+    request_hash: str,
 ) -> None:
     s, applicant = submission, submission.request.applicant
     async with pool.acquire() as conn, conn.transaction():
@@ -27,18 +31,32 @@ async def record_submission(
             "INSERT INTO intake.cases(case_id, tracking_code, tracking_code_digest, procedure, "
             "procedure_version, channel, data, submitted_at, legal_deadline) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            s.case_id, s.tracking_code, s.event.tracking_code_digest, s.procedure.code, s.procedure.version,
-            s.request.channel, s.data, s.submitted_at, s.legal_deadline,
+            s.case_id,
+            s.tracking_code,
+            s.event.tracking_code_digest,
+            s.procedure.code,
+            s.procedure.version,
+            s.request.channel,
+            s.data,
+            s.submitted_at,
+            s.legal_deadline,
         )
         await conn.execute(
-            "INSERT INTO intake.applicants(case_id, name, email, phone, language) VALUES ($1, $2, $3, $4, $5)",
-            s.case_id, applicant.name, applicant.email, applicant.phone, applicant.language,
+            "INSERT INTO intake.applicants(case_id, name, email, phone, language) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            s.case_id,
+            applicant.name,
+            applicant.email,
+            applicant.phone,
+            applicant.language,
         )
         if idempotency_key is not None:
             inserted = await conn.fetchval(
                 "INSERT INTO intake.idempotency_keys(key, request_hash, case_id) VALUES ($1, $2, $3) "
                 "ON CONFLICT (key) DO NOTHING RETURNING true",
-                idempotency_key, request_hash, s.case_id,
+                idempotency_key,
+                request_hash,
+                s.case_id,
             )
             if not inserted:
                 raise DuplicateKey(idempotency_key)  # rolls the whole case back

@@ -9,4 +9,6 @@ class IntakeSettings(ServiceSettings):
     tracking_public_url: str = Field(
         default="http://127.0.0.1:8003", validation_alias=AliasChoices("TRACKING_PUBLIC_URL")
     )
-    max_body_bytes: int = Field(default=64 * 1024, ge=1024, validation_alias=AliasChoices("INTAKE_MAX_BODY_BYTES"))
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, validation_alias=AliasChoices("INTAKE_MAX_BODY_BYTES")
+    )

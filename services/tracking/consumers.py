@@ -34,9 +34,21 @@ def make_consumer(runtime: Runtime) -> PullConsumer:
             if apply is not None:
                 await apply(conn, envelope, data)
 
-        if await fold(pool, schema=projection.SCHEMA, consumer=CONSUMER, event_id=envelope.id,
-                      stream_seq=stream_seq, change=change):
-            log.info("folded %s", envelope.type, extra={"case_id": envelope.subject, "event_id": str(envelope.id)})
+        if await fold(
+            pool,
+            schema=projection.SCHEMA,
+            consumer=CONSUMER,
+            event_id=envelope.id,
+            stream_seq=stream_seq,
+            change=change,
+        ):
+            log.info(
+                "folded %s", envelope.type, extra={"case_id": envelope.subject, "event_id": str(envelope.id)}
+            )
 
-    return PullConsumer(runtime.js, ConsumerSpec(durable=CONSUMER), handle,
-                        dead_letter_recorder(pool, schema=projection.SCHEMA, consumer=CONSUMER))
+    return PullConsumer(
+        runtime.js,
+        ConsumerSpec(durable=CONSUMER),
+        handle,
+        dead_letter_recorder(pool, schema=projection.SCHEMA, consumer=CONSUMER),
+    )

@@ -40,8 +40,9 @@ class Limiter:
             if not self._window.test(item, client):
                 reset = self._window.get_window_stats(item, client).reset_time
                 seconds = max(1, int(reset - time.time()) + 1)
-                raise ApiError("error.rate_limited", status=429, seconds=seconds,
-                               headers={"Retry-After": str(seconds)})
+                raise ApiError(
+                    "error.rate_limited", status=429, seconds=seconds, headers={"Retry-After": str(seconds)}
+                )
         self._window.hit(self.lookups, client)
 
     def miss(self, client: str) -> None:
@@ -52,9 +53,7 @@ def client_of(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def lookup(
-    *, request: Request, code: str, lang: str, min_version: int = 1
-) -> TrackingView:
+async def lookup(*, request: Request, code: str, lang: str, min_version: int = 1) -> TrackingView:
     state = request.app.state
     settings: TrackingSettings = state.settings
     limiter: Limiter = state.limiter
@@ -79,5 +78,11 @@ async def lookup(
         raise ApiError("error.code_unknown", status=404)
     lookups.add(1, {"outcome": "found"})
     catalogue: Catalogue = state.catalogue
-    return build_view(code=code, case=found[0], history=found[1], catalogue=catalogue, lang=lang,
-                      today=datetime.now(UTC).date())
+    return build_view(
+        code=code,
+        case=found[0],
+        history=found[1],
+        catalogue=catalogue,
+        lang=lang,
+        today=datetime.now(UTC).date(),
+    )

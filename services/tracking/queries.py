@@ -16,7 +16,8 @@ async def find_case(pool: asyncpg.Pool, digest: str) -> tuple[dict[str, Any], li
         if case is None:
             return None
         history = await conn.fetch(
-            "SELECT step, kind, occurred_at FROM tracking.history WHERE case_id = $1 ORDER BY occurred_at, event_id",
+            "SELECT step, kind, occurred_at FROM tracking.history "
+            "WHERE case_id = $1 ORDER BY occurred_at, event_id",
             case["case_id"],
         )
     return dict(case), [dict(h) for h in history]

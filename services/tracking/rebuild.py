@@ -7,6 +7,7 @@ consumer is created anew from the stream's first event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from nats.js.errors import NotFoundError
@@ -26,10 +27,8 @@ async def rebuild(settings: TrackingSettings) -> None:
     pool = await create_pool(settings.database_url, max_size=1)
     nc = await bus.connect(settings.nats_url, name="tracking-rebuild")
     try:
-        try:
+        with contextlib.suppress(NotFoundError):
             await nc.jetstream().delete_consumer(STREAM, CONSUMER)
-        except NotFoundError:
-            pass
         await reset(pool, schema=SCHEMA, tables=TABLES)
     finally:
         await nc.close()

@@ -9,8 +9,10 @@ class TrackingSettings(ServiceSettings):
     miss_limit: str = Field(default="10/minute", validation_alias=AliasChoices("TRACKING_MISS_LIMIT"))
     lookup_limit: str = Field(default="120/minute", validation_alias=AliasChoices("TRACKING_LOOKUP_LIMIT"))
     # A case acknowledged a moment ago may not be folded yet: wait this long before answering 404.
-    unknown_code_grace_seconds: float = Field(default=1.0, ge=0, le=10,
-                                              validation_alias=AliasChoices("TRACKING_UNKNOWN_CODE_GRACE"))
+    unknown_code_grace_seconds: float = Field(
+        default=1.0, ge=0, le=10, validation_alias=AliasChoices("TRACKING_UNKNOWN_CODE_GRACE")
+    )
     # How long `?min_version=` may wait for the projection to catch up.
-    read_your_writes_seconds: float = Field(default=3.0, ge=0, le=30,
-                                            validation_alias=AliasChoices("TRACKING_READ_WAIT"))
+    read_your_writes_seconds: float = Field(
+        default=3.0, ge=0, le=30, validation_alias=AliasChoices("TRACKING_READ_WAIT")
+    )

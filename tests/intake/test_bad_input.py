@@ -14,8 +14,12 @@ from tests.conftest import Env
 async def _count_cases(env: Env) -> int:
     conn = await asyncpg.connect(env.database_url)
     try:
-        return int(await conn.fetchval("SELECT (SELECT count(*) FROM intake.cases) + "
-                                       "(SELECT count(*) FROM intake.events) + (SELECT count(*) FROM intake.outbox)"))
+        return int(
+            await conn.fetchval(
+                "SELECT (SELECT count(*) FROM intake.cases) + "
+                "(SELECT count(*) FROM intake.events) + (SELECT count(*) FROM intake.outbox)"
+            )
+        )
     finally:
         await conn.close()
 
@@ -30,16 +34,19 @@ async def test_an_unknown_procedure_lists_the_available_ones(intake: httpx.Async
     assert "permis-de-peche" in answer.json()["detail"] and "permis-construire" in answer.json()["detail"]
 
 
-@pytest.mark.parametrize(("change", "field", "fr", "en"), [
-    ({"floor_area_m2": None}, "data.floor_area_m2", "obligatoire", "required"),
-    ({"floor_area_m2": "cent"}, "data.floor_area_m2", "nombre", "number"),
-    ({"floor_area_m2": 0}, "data.floor_area_m2", "au moins 1", "at least 1"),
-    ({"district": "banlieue"}, "data.district", "centre, nord", "centre, nord"),
-    ({"cadastral_reference": "123-456"}, "data.cadastral_reference", "AB 123", "AB 123"),
-    ({"project_description": "x" * 4001}, "data.project_description", "4000", "4000"),
-    ({"plans_url": "ftp://plans"}, "data.plans_url", "https://", "https://"),
-    ({"swimming_pool": True}, "data.swimming_pool", "parcel_address", "parcel_address"),
-])
+@pytest.mark.parametrize(
+    ("change", "field", "fr", "en"),
+    [
+        ({"floor_area_m2": None}, "data.floor_area_m2", "obligatoire", "required"),
+        ({"floor_area_m2": "cent"}, "data.floor_area_m2", "nombre", "number"),
+        ({"floor_area_m2": 0}, "data.floor_area_m2", "au moins 1", "at least 1"),
+        ({"district": "banlieue"}, "data.district", "centre, nord", "centre, nord"),
+        ({"cadastral_reference": "123-456"}, "data.cadastral_reference", "AB 123", "AB 123"),
+        ({"project_description": "x" * 4001}, "data.project_description", "4000", "4000"),
+        ({"plans_url": "ftp://plans"}, "data.plans_url", "https://", "https://"),
+        ({"swimming_pool": True}, "data.swimming_pool", "parcel_address", "parcel_address"),
+    ],
+)
 async def test_each_invalid_field_is_named_with_what_is_wrong(
     intake: httpx.AsyncClient, env: Env, change: dict[str, object], field: str, fr: str, en: str
 ) -> None:
@@ -63,16 +70,21 @@ async def test_a_citizen_must_leave_a_way_to_be_reached(intake: httpx.AsyncClien
     assert "e-mail address or a phone number" in _errors(answer)["applicant"]
 
 
-@pytest.mark.parametrize(("body", "status", "words"), [
-    (b'{"procedure": "permis-construire",', 400, "JSON"),
-    (b"[]", 422, ""),
-    (b'{"procedure": "permis-construire"}', 422, ""),
-    (b'{"procedure": 3, "data": [], "applicant": {}, "channel": "pigeon"}', 422, ""),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        (b'{"procedure": "permis-construire",', 400, "JSON"),
+        (b"[]", 422, ""),
+        (b'{"procedure": "permis-construire"}', 422, ""),
+        (b'{"procedure": 3, "data": [], "applicant": {}, "channel": "pigeon"}', 422, ""),
+    ],
+)
 async def test_malformed_requests_are_refused_clearly(
     intake: httpx.AsyncClient, env: Env, body: bytes, status: int, words: str
 ) -> None:
-    answer = await intake.post("/v1/cases?lang=en", content=body, headers={"Content-Type": "application/json"})
+    answer = await intake.post(
+        "/v1/cases?lang=en", content=body, headers={"Content-Type": "application/json"}
+    )
     assert answer.status_code == status, answer.text
     assert answer.headers["content-type"] == "application/problem+json"
     assert words in answer.json()["detail"]
@@ -82,7 +94,9 @@ async def test_malformed_requests_are_refused_clearly(
 
 
 async def test_the_missing_parts_of_a_request_are_named(intake: httpx.AsyncClient) -> None:
-    answer = await intake.post("/v1/cases?lang=en", json={"procedure": "permis-construire", "channel": "pigeon"})
+    answer = await intake.post(
+        "/v1/cases?lang=en", json={"procedure": "permis-construire", "channel": "pigeon"}
+    )
     errors = _errors(answer)
     assert errors["data"] == "This field is required."
     assert errors["applicant"] == "This field is required."

@@ -30,9 +30,12 @@ async def test_a_retry_returns_the_same_case(intake: httpx.AsyncClient, env: Env
 
 
 async def test_concurrent_retries_create_one_case(intake: httpx.AsyncClient, env: Env) -> None:
-    answers = await asyncio.gather(*[
-        intake.post("/v1/cases", json=make_case(), headers={"Idempotency-Key": "double-click"}) for _ in range(8)
-    ])
+    answers = await asyncio.gather(
+        *[
+            intake.post("/v1/cases", json=make_case(), headers={"Idempotency-Key": "double-click"})
+            for _ in range(8)
+        ]
+    )
     assert sorted(a.status_code for a in answers) == [200] * 7 + [201]
     assert len({a.json()["tracking_code"] for a in answers}) == 1
     assert await _cases(env) == 1
@@ -49,7 +52,9 @@ async def test_a_retry_after_a_restart_returns_the_same_case(env: Env) -> None:
 
 async def test_a_key_reused_for_a_different_request_is_refused(intake: httpx.AsyncClient, env: Env) -> None:
     await intake.post("/v1/cases", json=make_case(), headers={"Idempotency-Key": "k2"})
-    other = await intake.post("/v1/cases?lang=en", json=make_case(district="nord"), headers={"Idempotency-Key": "k2"})
+    other = await intake.post(
+        "/v1/cases?lang=en", json=make_case(district="nord"), headers={"Idempotency-Key": "k2"}
+    )
     assert other.status_code == 422
     assert "already used" in other.json()["detail"]
     assert await _cases(env) == 1

@@ -27,8 +27,12 @@ async def test_the_catalogue_is_listed_in_the_requested_language(intake: httpx.A
     assert len(english) == len(french) == len(VALID_DATA)
     assert {p["title"] for p in english}.isdisjoint({p["title"] for p in french})
     permit = (await intake.get("/v1/procedures/permis-construire?lang=en")).json()
-    assert permit["legal_deadline"] == {"months": 2, "days": 0, "silence": "acceptance",
-                                        "clock_stops_when_waiting_for_citizen": True}
+    assert permit["legal_deadline"] == {
+        "months": 2,
+        "days": 0,
+        "silence": "acceptance",
+        "clock_stops_when_waiting_for_citizen": True,
+    }
     assert permit["steps"][0]["label"] == "Application received"
     assert {f["name"] for f in permit["fields"]} >= set(VALID_DATA["permis-construire"])
 
@@ -40,7 +44,9 @@ async def test_a_building_permit_is_due_two_months_after_submission(intake: http
 
 
 async def test_an_agent_at_the_counter_files_for_a_citizen_by_phone_only(intake: httpx.AsyncClient) -> None:
-    body = make_case("acte-naissance", channel="counter", applicant={"email": None, "phone": "+33 4 72 10 30 30"})
+    body = make_case(
+        "acte-naissance", channel="counter", applicant={"email": None, "phone": "+33 4 72 10 30 30"}
+    )
     assert (await intake.post("/v1/cases", json=body)).status_code == 201
 
 
@@ -48,8 +54,9 @@ async def test_personal_data_stays_in_intake(intake: httpx.AsyncClient, env: Env
     case = (await intake.post("/v1/cases", json=make_case())).json()
     conn = await asyncpg.connect(env.database_url)
     try:
-        applicant = await conn.fetchrow("SELECT * FROM intake.applicants WHERE case_id = $1", 
-                                        __import__("uuid").UUID(case["case_id"]))
+        applicant = await conn.fetchrow(
+            "SELECT * FROM intake.applicants WHERE case_id = $1", __import__("uuid").UUID(case["case_id"])
+        )
         envelope = await conn.fetchval("SELECT envelope::text FROM intake.events")
     finally:
         await conn.close()

@@ -66,7 +66,9 @@ def test_almost_every_swap_of_neighbours_is_caught_as_a_typo() -> None:
     assert missed / swaps < 0.01
 
 
-@pytest.mark.parametrize("typed", ["", "ABCD", "ABCD-EFGH-JKLM-NPQR-ST", "ABCD-EFGH-JKLM-NPQR-!", "ÀBCD-EFGH-JKLM-NPQR-S"])
+@pytest.mark.parametrize(
+    "typed", ["", "ABCD", "ABCD-EFGH-JKLM-NPQR-ST", "ABCD-EFGH-JKLM-NPQR-!", "ÀBCD-EFGH-JKLM-NPQR-S"]
+)
 def test_text_not_shaped_like_a_code_is_malformed(typed: str) -> None:
     with pytest.raises(tc.MalformedCode):
         tc.normalize(typed)
