@@ -11,9 +11,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.trace import Span
 
 from shared.http import BodySizeLimit, add_health_routes, install_error_handlers
 from shared.procedures import load_catalogue
@@ -59,8 +61,22 @@ def build_app(
     add_health_routes(app, lambda request: request.app.state.runtime.readiness_checks())
     app.middleware("http")(_log_request)
     app.add_middleware(BodySizeLimit, limit=max_body_bytes)
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls="healthz,readyz", server_request_hook=_redact_url, exclude_spans=["receive", "send"]
+    )
     return app
+
+
+_URL_ATTRIBUTES = ("http.target", "http.url", "url.path", "url.full", "url.query")
+
+
+def _redact_url(span: Span, scope: dict[str, Any]) -> None:
+    """Spans name the route template, never the raw URL: a path or query may hold a tracking code."""
+    if not span.is_recording():
+        return
+    route = getattr(scope.get("route"), "path", None)
+    for attribute in _URL_ATTRIBUTES:
+        span.set_attribute(attribute, route or "(redacted)")
 
 
 async def _log_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -35,6 +35,8 @@ async def connect(url: str, *, name: str) -> NATS:
     """A connection that reconnects forever; outages are logged, not raised to the caller."""
 
     async def on_disconnect() -> None:
+        if nc.is_closed:
+            return
         log.warning("%s lost its NATS connection to %s; reconnecting", name, url)
 
     async def on_reconnect() -> None:
@@ -43,7 +45,8 @@ async def connect(url: str, *, name: str) -> NATS:
     async def on_error(exc: Exception) -> None:
         log.warning("%s: NATS connection problem: %s", name, exc)
 
-    return await nats.connect(
+    nc = NATS()
+    await nc.connect(
         url,
         name=name,
         max_reconnect_attempts=-1,
@@ -53,6 +56,7 @@ async def connect(url: str, *, name: str) -> NATS:
         reconnected_cb=on_reconnect,
         error_cb=on_error,
     )
+    return nc
 
 
 async def ensure_stream(js: JetStreamContext, *, replicas: int = 1) -> None:
@@ -103,6 +107,13 @@ class ConsumerSpec:
     max_ack_pending: int = 1000
 
 
+def _raise_if_cancelling() -> None:
+    """nats-py can turn a cancellation into its own timeout error; do not let a stopping task loop on."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def _backoff(delivered: int) -> float:
     return float(min(30, 0.2 * 2 ** min(delivered, 8)))
 
@@ -141,6 +152,7 @@ class PullConsumer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                _raise_if_cancelling()
                 log.warning("consumer %s cannot fetch (%s); retrying in 1 s", self._spec.durable, exc)
                 await asyncio.sleep(1)
 
@@ -149,6 +161,7 @@ class PullConsumer:
             try:
                 messages = await sub.fetch(self._spec.batch, timeout=1)
             except TimeoutError:
+                _raise_if_cancelling()
                 continue
             for msg in messages:
                 await self.handle(msg)

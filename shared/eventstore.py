@@ -93,15 +93,16 @@ class OutboxRelay:
             while True:
                 if await self.relay_once(conn) < self._batch:
                     self._wake.clear()
+                    # Not asyncio.wait_for: on 3.11 it can swallow a cancellation that races the wake-up.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout=1)
+                        async with asyncio.timeout(1):
+                            await self._wake.wait()
                     # The lock connection must still be alive for this relay to be the only one.
                     await conn.fetchval("SELECT 1")
         finally:
-            if not conn.is_closed():
-                await conn.remove_listener(_channel(self._schema), self._on_notify)
-            # Releasing resets the connection, which also frees the advisory lock for another relay.
-            await self._pool.release(conn, timeout=1)
+            # Releasing resets the connection (UNLISTEN, advisory locks freed for another relay), even
+            # when it was cancelled in the middle of a query.
+            await self._pool.release(conn, timeout=2)
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()

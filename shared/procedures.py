@@ -15,6 +15,7 @@ from datetime import date, timedelta
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
+from zoneinfo import ZoneInfo
 from typing import Self
 
 import yaml
@@ -23,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from shared.i18n import DEFAULT_LANGUAGE, languages
 
 CODE_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
+# Deadlines and dates shown to people count in the city's calendar days, not UTC's.
+CITY_TIMEZONE = ZoneInfo("Europe/Paris")
 
 
 class Text(BaseModel):

@@ -93,4 +93,8 @@ async def open_runtime(
             except Exception as exc:  # the server may already be gone; nothing is left to flush
                 log.warning("closing the NATS connection: %s", exc)
     finally:
-        await pool.close()
+        try:
+            await asyncio.wait_for(pool.close(), timeout=10)
+        except TimeoutError:
+            log.warning("PostgreSQL connections still busy after 10 s at shutdown; closing them")
+            pool.terminate()

@@ -8,6 +8,7 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -84,13 +85,13 @@ async def _client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
-def intake_settings(env: Env, **overrides: object) -> IntakeSettings:
+def intake_settings(env: Env, **overrides: Any) -> IntakeSettings:
     return IntakeSettings(
         database_url=env.database_url, nats_url=env.nats_url, environment="test", **overrides
     )
 
 
-def tracking_settings(env: Env, **overrides: object) -> TrackingSettings:
+def tracking_settings(env: Env, **overrides: Any) -> TrackingSettings:
     return TrackingSettings(
         database_url=env.database_url, nats_url=env.nats_url, environment="test", **overrides
     )

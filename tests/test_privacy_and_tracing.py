@@ -70,3 +70,14 @@ async def test_one_submission_is_one_trace_from_request_to_fold(
     assert publish.parent is not None and publish.parent.span_id == request.context.span_id
     assert fold.parent is not None and fold.parent.span_id == publish.context.span_id
     assert fold.attributes is not None and fold.attributes["case_id"] == publish.attributes["case_id"]  # type: ignore[index]
+
+
+async def test_spans_never_carry_a_tracking_code(
+    intake: httpx.AsyncClient, tracking: httpx.AsyncClient, spans: InMemorySpanExporter
+) -> None:
+    code = (await intake.post("/v1/cases", json=make_case())).json()["tracking_code"]
+    for path in (f"/v1/track/{code}", f"/suivi/{code}", f"/suivi?code={code}"):
+        assert (await tracking.get(path)).status_code == 200
+    recorded = " ".join(f"{s.name} {dict(s.attributes or {})}" for s in spans.get_finished_spans())
+    assert "/v1/track/{code}" in recorded
+    assert code not in recorded and code.replace("-", "") not in recorded

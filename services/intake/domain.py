@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -25,11 +24,9 @@ from shared.events import make_envelope, subject_for
 from shared.events.intake import CaseSubmitted
 from shared.eventstore import NewEvent
 from shared.i18n import languages, translate
-from shared.procedures import FieldType, FormField, Procedure
+from shared.procedures import CITY_TIMEZONE, FieldType, FormField, Procedure
 
 FieldError = dict[str, str]
-# Legal deadlines count in the city's calendar days, not UTC's.
-CITY_TIMEZONE = ZoneInfo("Europe/Paris")
 
 
 class InvalidField(ValueError):

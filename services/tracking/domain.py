@@ -15,7 +15,7 @@ from services.tracking.schemas import (
 )
 from shared import tracking_code
 from shared.i18n import translate
-from shared.procedures import Catalogue, Procedure
+from shared.procedures import CITY_TIMEZONE, Catalogue, Procedure
 
 
 def _overview(procedure: Procedure, current: str, visited: set[str], lang: str) -> list[StepOverview]:
@@ -83,7 +83,7 @@ def build_view(
         ],
         steps=_overview(procedure, step.code, {h["step"] for h in history}, lang),
         clocks=Clocks(
-            elapsed_days=(today - submitted.date()).days,
+            elapsed_days=(today - submitted.astimezone(CITY_TIMEZONE).date()).days,
             legal_deadline=deadline,
             days_left=(deadline - today).days if deadline and step.outcome is None else None,
         ),

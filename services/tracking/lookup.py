@@ -7,7 +7,7 @@ unknown code is answered the same way whether or not it ever existed.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 
 import asyncpg
 from fastapi import Request
@@ -21,7 +21,7 @@ from services.tracking.schemas import TrackingView
 from services.tracking.settings import TrackingSettings
 from shared import tracking_code
 from shared.http import ApiError
-from shared.procedures import Catalogue
+from shared.procedures import CITY_TIMEZONE, Catalogue
 from shared.telemetry import meter
 
 lookups = meter.create_counter("suivi.tracking.lookups", unit="{lookup}", description="Tracking-code lookups")
@@ -84,5 +84,5 @@ async def lookup(*, request: Request, code: str, lang: str, min_version: int = 1
         history=found[1],
         catalogue=catalogue,
         lang=lang,
-        today=datetime.now(UTC).date(),
+        today=datetime.now(CITY_TIMEZONE).date(),
     )

@@ -1,14 +1,171 @@
-"""tracking's web page: type a tracking code, see the case. Works without JavaScript. (placeholder: being written)"""
+"""tracking's web page: type a tracking code, see the case. Works without JavaScript.
+
+Same lookup as the JSON API (`lookup.py`) and the same status codes; a failed lookup shows the form again
+with the reason, in the reader's language. Every word comes from `shared/locales/`. A tracking code is a
+bearer secret: pages carrying one are never cached nor sent on as a referrer, and nothing here logs it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup, escape
 
-router = APIRouter()
+from services.tracking.lookup import lookup
+from services.tracking.schemas import TrackingView
+from shared.http import ApiError, language_of
+from shared.i18n import languages, translate
+from shared.procedures import CITY_TIMEZONE
+
+HERE = Path(__file__).parent
+# Dates are read in the city's time: an event at 23:30 UTC happened the next day in Paris.
+
+HEADERS = {
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'",
+    "Vary": "Accept-Language",
+}
+PRIVATE = {"Cache-Control": "no-store"}
+
+router = APIRouter(include_in_schema=False)
+templates = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 
 
 def static_files() -> StaticFiles:
-    return StaticFiles(directory=Path(__file__).parent / "static")
+    return StaticFiles(directory=HERE / "static")
+
+
+class Texts:
+    """The page's words in one language; templates call it `t`."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+
+    def __call__(self, key: str, /, **params: object) -> str:
+        return translate(key, self.lang, **params)
+
+    def plural(self, key: str, n: int) -> str:
+        """`key.one` or `key.other`; whether 0 is singular is the language's call (`page.plural.zero`)."""
+        one = n == 1 or (n == 0 and self("page.plural.zero") == "one")
+        return self(f"{key}.{'one' if one else 'other'}", n=n)
+
+    def time(self, value: date | datetime) -> Markup:
+        """A `<time>` element reading like "21 novembre 2026"."""
+        day = _local_day(value)
+        text = self(
+            "page.date",
+            day=self("page.date.day_1") if day.day == 1 else day.day,
+            month=self(f"page.month.{day.month}"),
+            year=day.year,
+        )
+        return Markup('<time datetime="{}">{}</time>').format(day.isoformat(), escape(text))
+
+
+def _local_day(value: date | datetime) -> date:
+    if not isinstance(value, datetime):
+        return value
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return aware.astimezone(CITY_TIMEZONE).date()
+
+
+@router.get("/", response_class=HTMLResponse)
+async def lookup_form(request: Request) -> HTMLResponse:
+    lang = language_of(request)
+    return _render(
+        "lookup.html",
+        lang,
+        title=Texts(lang)("page.lookup.heading"),
+        alternates=_alternates(lang, lambda other: "/?" + urlencode({"lang": other})),
+        typed="",
+        error=None,
+    )
+
+
+@router.get("/suivi", response_class=HTMLResponse)
+async def track_typed(
+    request: Request, code: Annotated[str | None, Query(description="the tracking code as typed")] = None
+) -> HTMLResponse:
+    if code is None:
+        return await lookup_form(request)
+    return await _track(request, code)
+
+
+@router.get("/suivi/{code}", response_class=HTMLResponse)
+async def track_linked(request: Request, code: str) -> HTMLResponse:
+    return await _track(request, code)
+
+
+async def _track(request: Request, code: str) -> HTMLResponse:
+    lang = language_of(request)
+    try:
+        if not code.strip():
+            raise ApiError("page.error.code_empty", status=422)
+        view = await lookup(request=request, code=code, lang=lang)
+    except ApiError as exc:
+        return _failed_lookup(lang, code, exc)
+    return _result(lang, view)
+
+
+def _result(lang: str, view: TrackingView) -> HTMLResponse:
+    t = Texts(lang)
+    title = t("page.result.title", status=view.status.label, procedure=view.procedure.title)
+    alternates = _alternates(lang, lambda other: f"/suivi/{view.tracking_code}?" + urlencode({"lang": other}))
+    return _render("result.html", lang, headers=PRIVATE, title=title, alternates=alternates, view=view)
+
+
+def _failed_lookup(lang: str, typed: str, exc: ApiError) -> HTMLResponse:
+    t = Texts(lang)
+    alternates = _alternates(lang, lambda other: "/suivi?" + urlencode({"code": typed, "lang": other}))
+    return _render(
+        "lookup.html",
+        lang,
+        status=exc.status,
+        headers={**exc.headers, **PRIVATE},
+        title=t("page.error_title", page=t("page.lookup.heading")),
+        alternates=alternates,
+        typed=typed,
+        error=t(exc.key, **exc.params),
+    )
+
+
+def _alternates(lang: str, href: Callable[[str], str]) -> list[dict[str, str]]:
+    """This page in the other languages, each named in its own language."""
+    return [
+        {"lang": other, "name": translate("page.language_name", other), "href": href(other)}
+        for other in languages()
+        if other != lang
+    ]
+
+
+def _render(
+    template: str,
+    lang: str,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    title: str,
+    **context: Any,
+) -> HTMLResponse:
+    t = Texts(lang)
+    html = templates.get_template(template).render(
+        lang=lang, t=t, title=t("page.title", page=title, site=t("page.site_name")), **context
+    )
+    return HTMLResponse(
+        html, status_code=status, headers={**HEADERS, **(headers or {}), "Content-Language": lang}
+    )

@@ -1,0 +1,198 @@
+"""The tracking page as a citizen meets it: real intake and tracking processes, driven from headless Chromium.
+
+Only the system Chromium is used (`/usr/bin/chromium`); Playwright's own browser download is not needed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+
+from tests.builders import make_case
+from tests.conftest import Env
+from tests.processes import ServiceProcess, service_env
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+BLOCKING_IMPACTS = ("serious", "critical")
+
+
+@dataclass
+class Site:
+    intake: str
+    tracking: str
+    logs: Path
+
+    def submit(self) -> dict[str, Any]:
+        answer = httpx.post(f"{self.intake}/v1/cases", json=make_case("permis-construire"), timeout=10)
+        assert answer.status_code == 201, answer.text
+        case: dict[str, Any] = answer.json()
+        return case
+
+    def assert_never_logged(self, code: str) -> None:
+        forms = {code, code.replace("-", ""), code.lower(), code.lower().replace("-", "")}
+        for log in self.logs.glob("*.log"):
+            text = log.read_text(errors="replace")
+            assert not [f for f in forms if f in text], f"the tracking code leaked into {log.name}"
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (see .ci/run)")
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(5000)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
+def site(env: Env, tmp_path: Path) -> Iterator[Site]:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    tracking = ServiceProcess(
+        "services.tracking.app", env=service_env(env.database_url, env.nats_url), log_dir=logs
+    )
+    intake = ServiceProcess(
+        "services.intake.app",
+        log_dir=logs,
+        env=service_env(env.database_url, env.nats_url, TRACKING_PUBLIC_URL=tracking.url),
+    )
+    try:
+        tracking.start()
+        intake.start()
+        yield Site(intake=intake.url, tracking=tracking.url, logs=logs)
+    finally:
+        intake.stop()
+        tracking.stop()
+
+
+def focus_by_tabbing(page: Page, element_id: str, *, presses: int = 10) -> None:
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == element_id:
+            return
+    raise AssertionError(f"#{element_id} cannot be reached with the Tab key")
+
+
+def mistype(code: str) -> str:
+    return ("1" if code[0] != "1" else "2") + code[1:]
+
+
+def test_a_citizen_opens_the_link_from_intake_then_reads_it_in_english(site: Site, page: Page) -> None:
+    case = site.submit()
+
+    page.goto(case["tracking_url"])
+    expect(page.locator("html")).to_have_attribute("lang", "fr")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Permis de construire une maison individuelle")
+    expect(page.locator(".status-label")).to_have_text("Dossier reçu")
+    expect(page.locator("[aria-current=step]")).to_contain_text("Dossier reçu")
+
+    page.get_by_role("link", name="English").click()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.locator(".status-label")).to_have_text("Application received")
+    expect(page).to_have_title(re.compile(r"^Application received – Building permit for a house"))
+    expect(page.get_by_role("link", name="Français")).to_have_attribute("hreflang", "fr")
+    site.assert_never_logged(case["tracking_code"])
+
+
+def test_a_citizen_types_the_code_loosely_using_only_the_keyboard(site: Site, page: Page) -> None:
+    code = site.submit()["tracking_code"]
+    page.goto(f"{site.tracking}/")
+
+    focus_by_tabbing(page, "code")
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "solid"
+    page.keyboard.type(code.lower().replace("-", ""))
+    page.keyboard.press("Enter")
+
+    expect(page.locator(".status-label")).to_have_text("Dossier reçu")
+    expect(page.locator(".code")).to_have_text(code)
+    site.assert_never_logged(code)
+
+
+def test_a_mistyped_code_is_explained_and_the_field_is_marked(site: Site, page: Page) -> None:
+    code = mistype(site.submit()["tracking_code"])
+    page.goto(f"{site.tracking}/?lang=en")
+
+    page.get_by_label("Tracking code").fill(code)
+    with page.expect_response(lambda r: "/suivi?" in r.url) as answer:
+        page.get_by_role("button", name="See my case").click()
+
+    assert answer.value.status == 422
+    expect(page).to_have_title(re.compile(r"^Error – "))
+    expect(page.get_by_role("alert")).to_contain_text("looks mistyped")
+    field = page.get_by_label("Tracking code")
+    expect(field).to_have_attribute("aria-invalid", "true")
+    expect(field).to_have_value(code)
+    expect(field).to_have_accessible_description(re.compile("looks mistyped"))
+    focus_by_tabbing(page, "code")
+
+    page.evaluate("document.activeElement.blur()")
+    page.get_by_role("alert").get_by_role("link").click()
+    expect(field).to_be_focused()
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_the_pages_have_no_serious_accessibility_violations(site: Site, page: Page, lang: str) -> None:
+    code = site.submit()["tracking_code"]
+    pages = {
+        "form": f"{site.tracking}/?lang={lang}",
+        "result": f"{site.tracking}/suivi/{code}?lang={lang}",
+        "error": f"{site.tracking}/suivi?code={mistype(code)}&lang={lang}",
+    }
+    axe = Axe()
+    found = {}
+    for name, url in pages.items():
+        page.goto(url)
+        violations = axe.run(page).response["violations"]
+        found[name] = [
+            f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']]}"
+            for v in violations
+            if v["impact"] in BLOCKING_IMPACTS
+        ]
+    assert not any(found.values()), found
+
+
+def test_the_result_page_looks_right_on_a_desktop_and_a_phone(site: Site, page: Page, tmp_path: Path) -> None:
+    code = site.submit()["tracking_code"]
+    page.goto(f"{site.tracking}/suivi/{code}?lang=fr")
+    expect(page.locator(".status-label")).to_have_text("Dossier reçu")
+
+    page.screenshot(path=tmp_path / "result-desktop.png", full_page=True)
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.screenshot(path=tmp_path / "result-phone.png", full_page=True)
+    scroll_width = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll_width <= 375, "the page scrolls sideways on a phone"
+    assert (tmp_path / "result-desktop.png").stat().st_size > 10_000
