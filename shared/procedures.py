@@ -139,6 +139,8 @@ class Role(StrEnum):
     AGENT = "agent"
     SUPERVISOR = "supervisor"
     ADMIN = "admin"
+    # A transition the citizen takes by answering a request (`POST /v1/track/{code}/replies` on intake).
+    CITIZEN = "citizen"
 
 
 class Transition(BaseModel):
@@ -160,6 +162,8 @@ class LegalDeadline(BaseModel):
     months: int = Field(default=0, ge=0)
     days: int = Field(default=0, ge=0)
     silence: Silence = Silence.NOTHING
+    # The final step a case moves to when the deadline passes and silence means acceptance or rejection.
+    tacit_step: str | None = None
     clock_stops_when_waiting_for_citizen: bool = True
 
     def due(self, start: date) -> date:
@@ -204,7 +208,25 @@ class Procedure(BaseModel):
             raise ValueError("the first step cannot be a final one")
         if not any(s.outcome for s in self.steps):
             raise ValueError("at least one step must be final (have an `outcome`)")
+        for t in self.transitions:
+            if self.steps_by_code[t.from_].outcome is not None:
+                raise ValueError(f"transition {t.action} leaves the final step {t.from_}")
+        self._check_tacit_step()
         return self
+
+    def _check_tacit_step(self) -> None:
+        deadline = self.legal_deadline
+        if deadline is None or deadline.silence is Silence.NOTHING:
+            if deadline is not None and deadline.tacit_step:
+                raise ValueError("legal_deadline.tacit_step only goes with silence acceptance or rejection")
+            return
+        expected = Outcome.ACCEPTED if deadline.silence is Silence.ACCEPTANCE else Outcome.REJECTED
+        step = self.steps_by_code.get(deadline.tacit_step or "")
+        if step is None or step.outcome is not expected:
+            raise ValueError(
+                f"legal_deadline.tacit_step must name a final step with outcome {expected} "
+                f"(silence means {deadline.silence})"
+            )
 
     @property
     def first_step(self) -> Step:

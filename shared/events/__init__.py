@@ -138,3 +138,7 @@ def parse(body: bytes | str) -> tuple[Envelope, EventData]:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+# Every producer's module registers its types on import; importing them here makes `parse` know them all.
+from shared.events import intake, workflow  # noqa: E402, F401

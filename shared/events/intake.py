@@ -35,3 +35,20 @@ class CaseSubmitted(EventData):
     first_step: str
     # Values of the form fields the procedure marks `public` (category, district...), never identity.
     facts: dict[str, str | int | float | bool | None]
+
+
+@register
+class CitizenReplied(EventData):
+    """The citizen answered a request (documents, information) with their tracking code.
+
+    The message and the documents stay in intake; this says only that an answer arrived.
+    """
+
+    type: ClassVar[str] = "fr.suivi.case.citizen-replied.v1"
+    name: ClassVar[str] = "citizen-replied"
+    source: ClassVar[str] = "suivi/intake"
+
+    case_id: uuid.UUID
+    reply_id: uuid.UUID
+    documents: int
+    replied_at: datetime
