@@ -34,10 +34,15 @@ format: $(STAMP) ## Format the code
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+token: ROLE ?= agent
+token: SERVICE ?= urbanisme
+token: $(STAMP) ## Print a development agent token: make token ROLE=agent SERVICE=urbanisme [AGENT=id]
+	@$(PY) -m devtools.token --role $(ROLE) --service $(SERVICE) $(if $(AGENT),--agent $(AGENT))
+
 bench: $(STAMP) ## Measure submissions/s and lookups/s against bare FastAPI+PostgreSQL baselines
 	$(PY) -m devtools.bench
 
 clean: ## Remove the virtual environment and local data (.data/)
 	rm -rf $(VENV) .data
 
-.PHONY: help install run test lint format bench clean
+.PHONY: help install run test lint format bench clean token

@@ -17,7 +17,7 @@ from types import FrameType
 
 import httpx
 
-from devtools import demo
+from devtools import demo, dev_issuer
 from devtools.servers import NatsServer, PostgresServer
 from shared.settings import REPO_ROOT
 
@@ -39,8 +39,13 @@ class Service:
 
 SERVICES = (
     Service("intake", int(os.environ.get("INTAKE_PORT", "8001")), "submit a procedure (API docs at /docs)"),
+    Service("workflow", int(os.environ.get("WORKFLOW_PORT", "8002")), "agents' API (token: make token)"),
     Service("tracking", int(os.environ.get("TRACKING_PORT", "8003")), "follow a case by its tracking code"),
 )
+
+
+def _url(name: str) -> str:
+    return next(s.url for s in SERVICES if s.name == name)
 
 
 class Stack:
@@ -59,7 +64,12 @@ class Stack:
             self.pg = PostgresServer(data=DATA / "postgres", port=PG_PORT).start()
             env["DATABASE_URL"] = self._database(self.pg)
             print(f"PostgreSQL       {env['DATABASE_URL']}  (data in {DATA / 'postgres'})")
-        env.setdefault("TRACKING_PUBLIC_URL", SERVICES[1].url)
+        env.setdefault("TRACKING_PUBLIC_URL", _url("tracking"))
+        env.setdefault("INTAKE_INTERNAL_URL", _url("intake"))
+        if "OIDC_JWKS_URL" not in env:
+            # The development identity provider: `make token` signs agent tokens with its key.
+            env.setdefault("OIDC_JWKS_FILE", str(dev_issuer.ensure_keys(DATA / "dev-issuer")))
+            env.setdefault("OIDC_ISSUER", dev_issuer.DEV_ISSUER)
         return env
 
     @staticmethod
@@ -134,6 +144,7 @@ def _print_urls(cases: list[dict[str, str]]) -> None:
     print("\nSuivi is running. Ctrl-C stops everything.\n")
     for s in SERVICES:
         print(f"  {s.name:<10} {s.url:<24} {s.description}")
+    print("\nAn agent token for the workflow API: make -s token ROLE=agent SERVICE=urbanisme")
     print("\nDemo cases (tracking code, page):")
     for case in cases:
         print(f"  {case['procedure']:<30} {case['tracking_code']}  {case['tracking_url']}")
@@ -151,7 +162,7 @@ def main() -> None:
     try:
         env = stack.start_servers()
         stack.start_services(env)
-        _print_urls(demo.load(SERVICES[0].url))
+        _print_urls(demo.load(_url("intake")))
         stack.watch()
     except KeyboardInterrupt:
         print("\nstopping Suivi...")

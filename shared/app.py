@@ -62,7 +62,10 @@ def build_app(
     app.middleware("http")(_log_request)
     app.add_middleware(BodySizeLimit, limit=max_body_bytes)
     FastAPIInstrumentor.instrument_app(
-        app, excluded_urls="healthz,readyz", server_request_hook=_redact_url, exclude_spans=["receive", "send"]
+        app,
+        excluded_urls="healthz,readyz",
+        server_request_hook=_redact_url,
+        exclude_spans=["receive", "send"],
     )
     return app
 

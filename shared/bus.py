@@ -14,7 +14,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import nats
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -35,7 +34,7 @@ async def connect(url: str, *, name: str) -> NATS:
     """A connection that reconnects forever; outages are logged, not raised to the caller."""
 
     async def on_disconnect() -> None:
-        if nc.is_closed:
+        if nc.is_closed or nc.is_draining:
             return
         log.warning("%s lost its NATS connection to %s; reconnecting", name, url)
 
@@ -50,7 +49,7 @@ async def connect(url: str, *, name: str) -> NATS:
         url,
         name=name,
         max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
+        reconnect_time_wait=1,
         connect_timeout=5,
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
@@ -102,12 +101,13 @@ DeadLetterRecorder = Callable[[Msg, str], Awaitable[None]]
 @dataclass
 class ConsumerSpec:
     durable: str
-    filter_subject: str = ALL_CASES
+    # Several filters need NATS 2.10+; one consumer then sees only the event kinds it handles.
+    filter_subjects: tuple[str, ...] = (ALL_CASES,)
     batch: int = 64
     max_ack_pending: int = 1000
 
 
-def _raise_if_cancelling() -> None:
+def raise_if_cancelling() -> None:
     """nats-py can turn a cancellation into its own timeout error; do not let a stopping task loop on."""
     task = asyncio.current_task()
     if task is not None and task.cancelling():
@@ -139,20 +139,24 @@ class PullConsumer:
             ack_wait=ACK_WAIT_SECONDS,
             max_deliver=MAX_DELIVER,
             max_ack_pending=self._spec.max_ack_pending,
-            filter_subject=self._spec.filter_subject,
+            filter_subject=self._spec.filter_subjects[0] if len(self._spec.filter_subjects) == 1 else None,
+            filter_subjects=list(self._spec.filter_subjects) if len(self._spec.filter_subjects) > 1 else None,
         )
 
     async def run(self) -> None:
         while not self._stopping.is_set():
             try:
                 sub = await self._js.pull_subscribe(
-                    self._spec.filter_subject, durable=self._spec.durable, stream=STREAM, config=self.config()
+                    self._spec.filter_subjects[0],
+                    durable=self._spec.durable,
+                    stream=STREAM,
+                    config=self.config(),
                 )
                 await self._fetch_loop(sub)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                _raise_if_cancelling()
+                raise_if_cancelling()
                 log.warning("consumer %s cannot fetch (%s); retrying in 1 s", self._spec.durable, exc)
                 await asyncio.sleep(1)
 
@@ -161,7 +165,7 @@ class PullConsumer:
             try:
                 messages = await sub.fetch(self._spec.batch, timeout=1)
             except TimeoutError:
-                _raise_if_cancelling()
+                raise_if_cancelling()
                 continue
             for msg in messages:
                 await self.handle(msg)
@@ -194,6 +198,18 @@ class PullConsumer:
             with consumer_span(msg.headers, name=f"fold {envelope.type}", attributes=ids):
                 await self._handler(envelope, data, seq)
         except Nak as exc:
+            if delivered >= MAX_DELIVER:
+                log.error(
+                    "consumer %s gave up waiting on event %s of case %s: %s",
+                    self._spec.durable,
+                    envelope.id,
+                    envelope.subject,
+                    exc,
+                    extra=ids,
+                )
+                await self._dead(msg, f"still waiting after {delivered} deliveries: {exc}")
+                await msg.term()
+                return
             await msg.nak(delay=_backoff(delivered))
             log.info(
                 "consumer %s: %s for case %s later (%s)",

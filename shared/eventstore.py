@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import asyncpg
 from nats.js import JetStreamContext
 
-from shared.bus import event_headers
+from shared.bus import event_headers, raise_if_cancelling
 from shared.db import advisory_key
 from shared.events import STREAM, Envelope
 from shared.telemetry import meter, producer_span
@@ -79,6 +79,7 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                raise_if_cancelling()
                 log.warning("outbox relay of %s paused (%s); retrying in 1 s", self._schema, exc)
                 await asyncio.sleep(1)
 
@@ -92,17 +93,27 @@ class OutboxRelay:
             log.info("outbox relay of %s is active", self._schema)
             while True:
                 if await self.relay_once(conn) < self._batch:
-                    self._wake.clear()
-                    # Not asyncio.wait_for: on 3.11 it can swallow a cancellation that races the wake-up.
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(1):
-                            await self._wake.wait()
+                    await self._sleep_until_notified(seconds=1)
                     # The lock connection must still be alive for this relay to be the only one.
                     await conn.fetchval("SELECT 1")
         finally:
+            with contextlib.suppress(
+                Exception
+            ):  # a connection cancelled mid-query cannot UNLISTEN; reset will
+                await conn.remove_listener(_channel(self._schema), self._on_notify)
             # Releasing resets the connection (UNLISTEN, advisory locks freed for another relay), even
             # when it was cancelled in the middle of a query.
             await self._pool.release(conn, timeout=2)
+
+    async def _sleep_until_notified(self, *, seconds: float) -> None:
+        # asyncio.wait, not wait_for or timeout(): on 3.11 those can swallow a shutdown's cancellation
+        # that races the wake-up, and the relay would then never stop.
+        self._wake.clear()
+        waiter = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({waiter}, timeout=seconds)
+        finally:
+            waiter.cancel()
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()

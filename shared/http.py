@@ -36,10 +36,13 @@ class ApiError(Exception):
         status: int | None = None,
         errors: list[dict[str, str]] | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict[str, object] | None = None,
         **params: object,
     ) -> None:
         super().__init__(key)
         self.key, self.params, self.errors, self.headers = key, params, errors or [], headers or {}
+        # Machine-readable facts beside the message (e.g. a conflict's `current_version`).
+        self.extra = extra or {}
         if status is not None:
             self.status = status
 
@@ -68,6 +71,7 @@ def problem(
     *,
     errors: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
+    extra: dict[str, object] | None = None,
     **params: object,
 ) -> JSONResponse:
     body: dict[str, Any] = {
@@ -78,6 +82,7 @@ def problem(
     }
     if errors:
         body["errors"] = errors
+    body.update(extra or {})
     return JSONResponse(body, status_code=status, headers=headers, media_type="application/problem+json")
 
 
@@ -122,7 +127,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
         return problem(
-            exc.status, exc.key, language_of(request), errors=exc.errors, headers=exc.headers, **exc.params
+            exc.status,
+            exc.key,
+            language_of(request),
+            errors=exc.errors,
+            headers=exc.headers,
+            extra=exc.extra,
+            **exc.params,
         )
 
     @app.exception_handler(RequestValidationError)

@@ -15,8 +15,8 @@ from datetime import date, timedelta
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from zoneinfo import ZoneInfo
 from typing import Self
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator

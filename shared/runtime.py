@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +34,7 @@ class Runtime:
     nc: NATS
     js: JetStreamContext
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
 
     def start(self, coro: Coroutine[Any, Any, None], *, name: str) -> None:
         task = asyncio.create_task(coro, name=name)
@@ -47,6 +48,19 @@ class Runtime:
             await self.nc.flush(timeout=2)
 
         return {"postgresql": lambda: ping(self.pool), "nats": nats_check}
+
+
+async def stop_tasks(tasks: list[asyncio.Task[None]], *, patience: float = 10) -> None:
+    """Cancel the tasks, again and again: on Python 3.11 a library's `asyncio.wait_for` (nats-py's request,
+    for one) can swallow a cancellation that lands just as its future completes."""
+    deadline = asyncio.get_running_loop().time() + patience
+    while pending := [t for t in tasks if not t.done()]:
+        if asyncio.get_running_loop().time() > deadline:
+            log.error("background tasks did not stop: %s", ", ".join(t.get_name() for t in pending))
+            return
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=0.2)
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:
@@ -84,9 +98,8 @@ async def open_runtime(
             try:
                 yield runtime
             finally:
-                for task in runtime.tasks:
-                    task.cancel()
-                await asyncio.gather(*runtime.tasks, return_exceptions=True)
+                await stop_tasks(runtime.tasks)
+                await asyncio.gather(*(close() for close in runtime.closers), return_exceptions=True)
         finally:
             try:
                 await nc.close()

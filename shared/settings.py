@@ -16,6 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PROCEDURES_DIR = REPO_ROOT / "procedures"
 LOCAL_DATABASE_URL = "postgresql://postgres@127.0.0.1:25432/suivi"
 LOCAL_NATS_URL = "nats://127.0.0.1:24222"
+DEVELOPMENT_INTERNAL_TOKEN = "development-internal-token"  # noqa: S105 - refused in production
 
 
 class ServiceSettings(BaseSettings):
@@ -45,4 +46,21 @@ class ServiceSettings(BaseSettings):
             )
         if self.stream_replicas < 3:
             raise ValueError("ENVIRONMENT=production needs STREAM_REPLICAS=3 (or more) for the CASES stream")
+        return self
+
+
+class InternalApiSettings(ServiceSettings):
+    """For services that call, or answer, another Suivi service's internal API."""
+
+    # Services call each other's internal APIs (e.g. workflow asks intake for an applicant) with this token.
+    internal_token: str = Field(
+        default=DEVELOPMENT_INTERNAL_TOKEN,
+        min_length=16,
+        validation_alias=AliasChoices("INTERNAL_API_TOKEN", "internal_token"),
+    )
+
+    @model_validator(mode="after")
+    def _refuse_the_development_token_in_production(self) -> Self:
+        if self.environment == "production" and self.internal_token == DEVELOPMENT_INTERNAL_TOKEN:
+            raise ValueError("ENVIRONMENT=production needs INTERNAL_API_TOKEN set to a secret of its own")
         return self

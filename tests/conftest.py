@@ -7,6 +7,7 @@ import itertools
 import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,16 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from devtools import dev_issuer
 from devtools.servers import NatsServer, PostgresServer
 from services.intake.app import create_app as create_intake
 from services.intake.settings import IntakeSettings
 from services.tracking.app import create_app as create_tracking
 from services.tracking.settings import TrackingSettings
+from services.workflow.app import create_app as create_workflow
+from services.workflow.clock import Clock, ManualClock
+from services.workflow.settings import WorkflowSettings
+from shared.procedures import CITY_TIMEZONE
 
 _databases = itertools.count(1)
 
@@ -107,3 +113,65 @@ async def intake(env: Env) -> AsyncIterator[httpx.AsyncClient]:
 async def tracking(env: Env) -> AsyncIterator[httpx.AsyncClient]:
     async for client in _client(create_tracking(tracking_settings(env))):
         yield client
+
+
+@pytest.fixture(scope="session")
+def issuer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A development identity provider's keys, for signing agent tokens in tests."""
+    directory = tmp_path_factory.mktemp("issuer")
+    dev_issuer.ensure_keys(directory)
+    return directory
+
+
+@dataclass
+class Tokens:
+    directory: Path
+
+    def __call__(self, role: str = "agent", *services: str, agent: str | None = None) -> dict[str, str]:
+        """Authorization headers for an agent of `role` in `services` (default: urbanisme)."""
+        token = dev_issuer.issue(
+            self.directory,
+            role=role,
+            services=list(services or ["urbanisme"]),
+            agent=agent or f"{role}-{'-'.join(services or ['urbanisme'])}",
+        )
+        return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def tokens(issuer: Path) -> Tokens:
+    return Tokens(issuer)
+
+
+def workflow_settings(env: Env, issuer: Path, **overrides: Any) -> WorkflowSettings:
+    return WorkflowSettings(
+        database_url=env.database_url,
+        nats_url=env.nats_url,
+        environment="test",
+        oidc_jwks_file=issuer / dev_issuer.JWKS_FILE,
+        oidc_issuer=dev_issuer.DEV_ISSUER,
+        **overrides,
+    )
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """workflow's clock, starting now (intake dates submissions by the real clock) and moved by the test."""
+    return ManualClock(datetime.now(CITY_TIMEZONE))
+
+
+@pytest.fixture
+async def workflow(env: Env, issuer: Path, intake: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_workflow(workflow_settings(env, issuer, intake_internal_url="http://intake"))
+    async for client in _client(app):
+        reach_intake_in_process(app, intake)
+        yield client
+
+
+def reach_intake_in_process(workflow: FastAPI, intake: httpx.AsyncClient) -> None:
+    """workflow asks intake for applicants over HTTP; in-process, that HTTP goes to intake's ASGI app."""
+    workflow.state.http = httpx.AsyncClient(transport=intake._transport, base_url="http://intake")
+
+
+def workflow_app(env: Env, issuer: Path, *, clock: Clock | None = None, **overrides: Any) -> FastAPI:
+    return create_workflow(workflow_settings(env, issuer, **overrides), clock=clock)

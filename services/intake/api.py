@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import Annotated, Any
+from typing import Any
 
 import asyncpg
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from services.intake import domain, queries
-from services.intake.deps import CatalogueDep, Pool, SettingsDep
+from services.intake.deps import CatalogueDep, IdempotencyKey, Pool, SettingsDep
 from services.intake.schemas import (
     CaseCreate,
     CasePublic,
@@ -113,12 +113,6 @@ def _public(case: dict[str, Any], procedure: Procedure, settings: SettingsDep, l
     )
 
 
-def _check_key(key: str | None) -> str | None:
-    if key is not None and not (1 <= len(key) <= 200 and key.isprintable() and key.strip()):
-        raise ApiError("error.idempotency_key_invalid")
-    return key
-
-
 async def _replay(pool: asyncpg.Pool, key: str, request_hash: str) -> dict[str, Any] | None:
     previous = await queries.find_by_idempotency_key(pool, key)
     if previous is None:
@@ -137,11 +131,8 @@ async def submit_case(
     catalogue: CatalogueDep,
     settings: SettingsDep,
     lang: Lang,
-    idempotency_key: Annotated[
-        str | None, Header(description="retries with the same key create one case")
-    ] = None,
+    key: IdempotencyKey,
 ) -> CasePublic:
-    key = _check_key(idempotency_key)
     request_hash = hashlib.sha256(
         json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
     ).hexdigest()

@@ -1,5 +1,6 @@
 """intake: validates submissions against the procedure catalogue, issues the case and its tracking code,
-and records the case's first events (published to JetStream by the outbox relay started here).
+and records the case's first events (published to JetStream by the outbox relay started here). Citizens
+answer requests here too, with their tracking code (`replies.py`).
 
 Run alone: `uvicorn services.intake.app:create_app --factory --port 8001`.
 """
@@ -11,7 +12,10 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.intake.api import router
+from services.intake.internal import router as internal_router
 from services.intake.queries import SCHEMA
+from services.intake.replies import MissLimiter
+from services.intake.replies import router as replies_router
 from services.intake.settings import IntakeSettings
 from shared.app import build_app
 from shared.eventstore import OutboxRelay
@@ -24,13 +28,15 @@ async def _start_relay(app: FastAPI, runtime: Runtime) -> None:
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
-    return build_app(
+    app = build_app(
         service="intake",
         title="Suivi intake",
         settings=settings,
         migrations=Path(__file__).parent / "migrations",
         shared_sql=("eventstore",),
-        routers=[router],
+        routers=[router, replies_router, internal_router],
         on_start=_start_relay,
         max_body_bytes=settings.max_body_bytes,
     )
+    app.state.reply_limiter = MissLimiter(settings.reply_miss_limit)
+    return app

@@ -1,4 +1,4 @@
-"""intake's rules: is a submission valid for its procedure, and what does submitting it record.
+"""intake's rules: is a submission (or a citizen's reply) valid, and what does recording it write.
 
 Pure functions, no I/O. Errors are lists of `{field, message}` in the applicant's language, so a
 form can show each one next to its field.
@@ -18,10 +18,10 @@ from urllib.parse import urlsplit
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-from services.intake.schemas import ApplicantCreate, CaseCreate
+from services.intake.schemas import MAX_REPLY_DOCUMENTS, ApplicantCreate, CaseCreate, ReplyCreate
 from shared import tracking_code
 from shared.events import make_envelope, subject_for
-from shared.events.intake import CaseSubmitted
+from shared.events.intake import CaseSubmitted, CitizenReplied
 from shared.eventstore import NewEvent
 from shared.i18n import languages, translate
 from shared.procedures import CITY_TIMEZONE, FieldType, FormField, Procedure
@@ -104,7 +104,7 @@ def normalize_phone(value: Any) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def _url(_: FormField, value: Any) -> str:
+def normalize_url(value: Any) -> str:
     parts = urlsplit(value) if isinstance(value, str) and len(value) <= 2000 else None
     if parts is None or parts.scheme != "https" or not parts.hostname:
         raise InvalidField("field.url")
@@ -135,7 +135,7 @@ _CHECKS: dict[FieldType, Callable[[FormField, Any], Any]] = {
     FieldType.CHOICE: _choice,
     FieldType.EMAIL: lambda _, v: normalize_email(v),
     FieldType.PHONE: lambda _, v: normalize_phone(v),
-    FieldType.URL: _url,
+    FieldType.URL: lambda _, v: normalize_url(v),
     FieldType.LOCATION: _location,
 }
 
@@ -268,3 +268,61 @@ def first_events(submission: Submission, *, traceparent: str | None) -> list[New
     )
     subject = subject_for(procedure=event.procedure, case_id=submission.case_id, event=event)
     return [NewEvent(envelope=envelope, subject=subject, version=1)]
+
+
+def check_reply(reply: ReplyCreate, lang: str) -> tuple[ReplyCreate, list[FieldError]]:
+    """The reply with its message trimmed, and every problem found."""
+    errors: list[FieldError] = []
+    message = reply.message.strip()
+    if not message:
+        errors.append({"field": "message", "message": translate("field.required", lang)})
+    if len(reply.documents) > MAX_REPLY_DOCUMENTS:
+        errors.append(
+            {"field": "documents", "message": translate("field.too_many", lang, max=MAX_REPLY_DOCUMENTS)}
+        )
+    documents = [d.strip() for d in reply.documents]
+    for i, document in enumerate(documents):
+        try:
+            normalize_url(document)
+        except InvalidField as exc:
+            errors.append({"field": f"documents.{i}", "message": translate(exc.key, lang, **exc.params)})
+    return reply.model_copy(update={"message": message, "documents": documents}), errors
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A valid reply to a known case, ready to be recorded."""
+
+    reply_id: uuid.UUID
+    case_id: uuid.UUID
+    procedure: str
+    message: str
+    documents: list[str]
+    received_at: datetime
+
+
+def receive_reply(*, case_id: uuid.UUID, procedure: str, reply: ReplyCreate) -> Reply:
+    return Reply(
+        reply_id=uuid.uuid4(),
+        case_id=case_id,
+        procedure=procedure,
+        message=reply.message,
+        documents=list(reply.documents),
+        received_at=datetime.now(UTC),
+    )
+
+
+def reply_events(reply: Reply, *, version: int, traceparent: str | None) -> list[NewEvent]:
+    """The events a reply records, as the case's `version`-th event: an answer arrived, and how many
+    documents came with it; never what it says nor where the documents are."""
+    event = CitizenReplied(
+        case_id=reply.case_id,
+        reply_id=reply.reply_id,
+        documents=len(reply.documents),
+        replied_at=reply.received_at,
+    )
+    envelope = make_envelope(
+        event, case_id=reply.case_id, procedure=reply.procedure, traceparent=traceparent, at=reply.received_at
+    )
+    subject = subject_for(procedure=reply.procedure, case_id=reply.case_id, event=event)
+    return [NewEvent(envelope=envelope, subject=subject, version=version)]

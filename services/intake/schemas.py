@@ -9,6 +9,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Channel = Literal["web", "counter", "phone", "mail"]
+MAX_REPLY_LENGTH = 4000
+MAX_REPLY_DOCUMENTS = 20
 
 
 class ApplicantCreate(BaseModel):
@@ -40,6 +42,26 @@ class CasePublic(BaseModel):
     status: str = Field(description="the citizen-facing label of the first step")
     # Read-your-writes: tracking can be asked to wait until it has folded at least this version.
     version: int
+
+
+class ReplyCreate(BaseModel):
+    """A citizen's answer to a request. Personal data: it stays in intake and never goes on the bus."""
+
+    model_config = ConfigDict(extra="forbid")
+    # In the body, not the URL: URLs end up in proxies' logs, and the code is a bearer secret.
+    tracking_code: str = Field(max_length=64, description="the tracking code, dashes optional, any case")
+    message: str = Field(max_length=MAX_REPLY_LENGTH, description="what the citizen says; not blank")
+    documents: list[str] = Field(
+        default_factory=list,
+        description=f"links to the documents (https), at most {MAX_REPLY_DOCUMENTS}",
+        # Checked in `domain.check_reply`, where the message can be in the citizen's language.
+        json_schema_extra={"maxItems": MAX_REPLY_DOCUMENTS, "items": {"type": "string", "format": "uri"}},
+    )
+
+
+class ReplyPublic(BaseModel):
+    reply_id: uuid.UUID
+    received_at: datetime
 
 
 class ChoicePublic(BaseModel):

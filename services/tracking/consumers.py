@@ -11,7 +11,8 @@ import asyncpg
 from services.tracking import projection
 from shared.bus import ConsumerSpec, PullConsumer
 from shared.events import Envelope, EventData
-from shared.events.intake import CaseSubmitted
+from shared.events.intake import CaseSubmitted, CitizenReplied
+from shared.events.workflow import CaseAssigned, CaseOpened, DeadlineApproaching, DeadlinePassed, StepChanged
 from shared.projection import dead_letter_recorder, fold
 from shared.runtime import Runtime
 
@@ -21,6 +22,12 @@ CONSUMER = "tracking"
 Apply = Callable[[asyncpg.Connection, Envelope, Any], Awaitable[None]]
 HANDLERS: dict[type[EventData], Apply] = {
     CaseSubmitted: projection.case_submitted,
+    CitizenReplied: projection.citizen_replied,
+    CaseOpened: projection.case_opened,
+    CaseAssigned: projection.case_assigned,
+    StepChanged: projection.step_changed,
+    DeadlineApproaching: projection.deadline_approaching,
+    DeadlinePassed: projection.deadline_passed,
 }
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from services.tracking.schemas import (
     Clocks,
     HistoryEntry,
+    HistoryKind,
     ProcedureRef,
     Status,
     StepOverview,
@@ -15,7 +16,13 @@ from services.tracking.schemas import (
 )
 from shared import tracking_code
 from shared.i18n import translate
-from shared.procedures import CITY_TIMEZONE, Catalogue, Procedure
+from shared.procedures import CITY_TIMEZONE, Catalogue, Procedure, Role, Step
+
+# History entries that are not a move to a step read as what happened, not as the step's name.
+_EVENT_LABELS = {
+    HistoryKind.DEADLINE_PASSED: "history.deadline_passed",
+    HistoryKind.CITIZEN_REPLIED: "history.citizen_replied",
+}
 
 
 def _overview(procedure: Procedure, current: str, visited: set[str], lang: str) -> list[StepOverview]:
@@ -43,6 +50,33 @@ def _overview(procedure: Procedure, current: str, visited: set[str], lang: str) 
     return out
 
 
+def _history(procedure: Procedure, history: list[dict[str, Any]], lang: str) -> list[HistoryEntry]:
+    out = []
+    for h in history:
+        kind = HistoryKind(h["kind"])
+        key = _EVENT_LABELS.get(kind)
+        label = translate(key, lang) if key else procedure.step(h["step"]).label.in_(lang)
+        out.append(HistoryEntry(kind=kind, step=h["step"], label=label, at=h["occurred_at"]))
+    return out
+
+
+def _awaits_reply(procedure: Procedure, step: Step) -> bool:
+    """Whether the citizen moves the case on by answering (a transition out of this step is theirs)."""
+    return any(t.from_ == step.code and Role.CITIZEN in t.roles for t in procedure.transitions)
+
+
+def _clocks(case: dict[str, Any], *, final: bool, today: date) -> Clocks:
+    deadline: date | None = case["legal_deadline"]
+    paused: bool = case["clock_paused"]
+    submitted: datetime = case["submitted_at"]
+    return Clocks(
+        elapsed_days=(today - submitted.astimezone(CITY_TIMEZONE).date()).days,
+        legal_deadline=deadline,
+        clock_paused=paused,
+        days_left=(deadline - today).days if deadline and not final and not paused else None,
+    )
+
+
 def build_view(
     *,
     code: str,
@@ -58,15 +92,16 @@ def build_view(
             f"procedure {case['procedure']} v{case['procedure_version']} is not in the catalogue"
         )
     step = procedure.step(case["step"])
-    deadline = case["legal_deadline"]
-    submitted: datetime = case["submitted_at"]
+    # workflow's outcome when it decided; the step's own when the case only reached a final step.
+    outcome: str | None = case["outcome"] or step.outcome
+    final = outcome is not None
     return TrackingView(
         tracking_code=tracking_code.display(tracking_code.normalize(code)),
         language=lang,
         procedure=ProcedureRef(
             code=procedure.code, version=procedure.version, title=procedure.title.in_(lang)
         ),
-        submitted_at=submitted,
+        submitted_at=case["submitted_at"],
         status=Status(
             step=step.code,
             label=step.label.in_(lang),
@@ -74,18 +109,12 @@ def build_view(
             since=case["step_since"],
             turn=step.turn,
             turn_label=translate(f"turn.{step.turn}", lang),
-            final=step.outcome is not None,
-            outcome=step.outcome,
+            final=final,
+            outcome=outcome,
+            awaiting_reply=not final and step.turn == "citizen" and _awaits_reply(procedure, step),
         ),
-        history=[
-            HistoryEntry(step=h["step"], label=procedure.step(h["step"]).label.in_(lang), at=h["occurred_at"])
-            for h in history
-        ],
+        history=_history(procedure, history, lang),
         steps=_overview(procedure, step.code, {h["step"] for h in history}, lang),
-        clocks=Clocks(
-            elapsed_days=(today - submitted.astimezone(CITY_TIMEZONE).date()).days,
-            legal_deadline=deadline,
-            days_left=(deadline - today).days if deadline and step.outcome is None else None,
-        ),
+        clocks=_clocks(case, final=final, today=today),
         version=case["version"],
     )

@@ -1,11 +1,24 @@
-"""tracking's read-model writes: one function per event it folds (called from `consumers.py`)."""
+"""tracking's read-model writes: one function per event it folds (called from `consumers.py`).
+
+workflow's events carry the workflow's version of the case (CaseOpened is 1, then one more per event) and
+are applied strictly in that order, whatever order they arrive in: with several replicas and redeliveries,
+an event may come before its predecessor, or before the case itself. Such an event is not folded yet
+(`Nak`: the whole fold transaction rolls back, so it is not recorded as folded) and comes back later; an
+event at or below the version reached is a duplicate and changes nothing.
+"""
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
+
 import asyncpg
 
+from services.tracking.schemas import HistoryKind
+from shared.bus import Nak
 from shared.events import Envelope
-from shared.events.intake import CaseSubmitted
+from shared.events.intake import CaseSubmitted, CitizenReplied
+from shared.events.workflow import CaseAssigned, CaseOpened, DeadlineApproaching, DeadlinePassed, StepChanged
 
 SCHEMA = "tracking"
 TABLES = ("history", "cases")
@@ -14,7 +27,7 @@ TABLES = ("history", "cases")
 async def case_submitted(conn: asyncpg.Connection, envelope: Envelope, event: CaseSubmitted) -> None:
     await conn.execute(
         "INSERT INTO tracking.cases(case_id, tracking_code_digest, procedure, procedure_version, step, "
-        "step_since, submitted_at, legal_deadline, version) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, 1)",
+        "step_since, submitted_at, legal_deadline) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
         event.case_id,
         event.tracking_code_digest,
         event.procedure,
@@ -23,12 +36,131 @@ async def case_submitted(conn: asyncpg.Connection, envelope: Envelope, event: Ca
         event.submitted_at,
         event.legal_deadline,
     )
+    await _history(
+        conn,
+        envelope,
+        case_id=event.case_id,
+        step=event.first_step,
+        kind=HistoryKind.SUBMITTED,
+        at=event.submitted_at,
+    )
+
+
+async def case_opened(conn: asyncpg.Connection, envelope: Envelope, event: CaseOpened) -> None:
+    if await _next_workflow_event(conn, case_id=event.case_id, version=event.version) is None:
+        return
+    await conn.execute(
+        "UPDATE tracking.cases SET workflow_version = $2, legal_deadline = $3, updated_at = now() "
+        "WHERE case_id = $1",
+        event.case_id,
+        event.version,
+        event.legal_deadline,
+    )
+
+
+async def case_assigned(conn: asyncpg.Connection, envelope: Envelope, event: CaseAssigned) -> None:
+    # Who handles a case is not shown to the public; the event only moves the version on.
+    if await _next_workflow_event(conn, case_id=event.case_id, version=event.version) is not None:
+        await _bump(conn, case_id=event.case_id, version=event.version)
+
+
+async def step_changed(conn: asyncpg.Connection, envelope: Envelope, event: StepChanged) -> None:
+    if await _next_workflow_event(conn, case_id=event.case_id, version=event.version) is None:
+        return
+    await conn.execute(
+        "UPDATE tracking.cases SET workflow_version = $2, step = $3, step_since = $4, clock_paused = $5, "
+        "legal_deadline = $6, outcome = $7, updated_at = now() WHERE case_id = $1",
+        event.case_id,
+        event.version,
+        event.to_step,
+        event.at,
+        event.clock_paused,
+        event.legal_deadline,
+        event.outcome,
+    )
+    await _history(
+        conn, envelope, case_id=event.case_id, step=event.to_step, kind=HistoryKind.STEP_CHANGED, at=event.at
+    )
+
+
+async def deadline_approaching(
+    conn: asyncpg.Connection, envelope: Envelope, event: DeadlineApproaching
+) -> None:
+    if await _next_workflow_event(conn, case_id=event.case_id, version=event.version) is not None:
+        await _bump(conn, case_id=event.case_id, version=event.version)
+
+
+async def deadline_passed(conn: asyncpg.Connection, envelope: Envelope, event: DeadlinePassed) -> None:
+    case = await _next_workflow_event(conn, case_id=event.case_id, version=event.version)
+    if case is None:
+        return
+    await _bump(conn, case_id=event.case_id, version=event.version)
+    await _history(
+        conn,
+        envelope,
+        case_id=event.case_id,
+        step=case["step"],
+        kind=HistoryKind.DEADLINE_PASSED,
+        at=event.at,
+    )
+
+
+async def citizen_replied(conn: asyncpg.Connection, envelope: Envelope, event: CitizenReplied) -> None:
+    # Not a workflow event: it does not move workflow_version. Once per event id is fold's business.
+    case = await conn.fetchrow("SELECT step FROM tracking.cases WHERE case_id = $1 FOR UPDATE", event.case_id)
+    if case is None:
+        raise Nak("the case is not folded yet")
+    await _history(
+        conn,
+        envelope,
+        case_id=event.case_id,
+        step=case["step"],
+        kind=HistoryKind.CITIZEN_REPLIED,
+        at=event.replied_at,
+    )
+
+
+async def _next_workflow_event(
+    conn: asyncpg.Connection, *, case_id: uuid.UUID, version: int
+) -> asyncpg.Record | None:
+    """The case, locked until the fold commits, if a workflow event of `version` is the next one to apply;
+    None if it was applied already. Nak (fold it later) if its predecessor or the case is not folded yet."""
+    # The lock makes replicas folding two events of one case take turns, so both see the version move.
+    case = await conn.fetchrow(
+        "SELECT step, workflow_version FROM tracking.cases WHERE case_id = $1 FOR UPDATE", case_id
+    )
+    if case is None:
+        raise Nak("the case is not folded yet")
+    if version <= case["workflow_version"]:
+        return None
+    if version > case["workflow_version"] + 1:
+        raise Nak(f"workflow version {case['workflow_version'] + 1} of the case is not folded yet")
+    return case
+
+
+async def _bump(conn: asyncpg.Connection, *, case_id: uuid.UUID, version: int) -> None:
+    await conn.execute(
+        "UPDATE tracking.cases SET workflow_version = $2, updated_at = now() WHERE case_id = $1",
+        case_id,
+        version,
+    )
+
+
+async def _history(
+    conn: asyncpg.Connection,
+    envelope: Envelope,
+    *,
+    case_id: uuid.UUID,
+    step: str,
+    kind: HistoryKind,
+    at: datetime,
+) -> None:
     await conn.execute(
         "INSERT INTO tracking.history(event_id, case_id, step, kind, occurred_at) "
         "VALUES ($1, $2, $3, $4, $5)",
         envelope.id,
-        event.case_id,
-        event.first_step,
-        "submitted",
-        event.submitted_at,
+        case_id,
+        step,
+        kind,
+        at,
     )

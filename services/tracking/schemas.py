@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+
+class HistoryKind(StrEnum):
+    SUBMITTED = "submitted"
+    STEP_CHANGED = "step-changed"
+    DEADLINE_PASSED = "deadline-passed"
+    CITIZEN_REPLIED = "citizen-replied"
 
 
 class ProcedureRef(BaseModel):
@@ -22,10 +30,15 @@ class Status(BaseModel):
     turn_label: str
     final: bool
     outcome: str | None
+    awaiting_reply: bool = Field(
+        description="the city hall asked the citizen for something they answer with "
+        "`POST /v1/track/{code}/replies` on intake (a message and links to documents)"
+    )
 
 
 class HistoryEntry(BaseModel):
-    step: str
+    kind: HistoryKind
+    step: str = Field(description="the step the case was in (moved to, for `submitted` and `step-changed`)")
     label: str
     at: datetime
 
@@ -42,8 +55,13 @@ class StepOverview(BaseModel):
 
 class Clocks(BaseModel):
     elapsed_days: int
-    legal_deadline: date | None
-    days_left: int | None
+    legal_deadline: date | None = Field(
+        description="when the city hall must have answered; it moves on when a paused clock starts again"
+    )
+    clock_paused: bool = Field(
+        description="the legal clock is on hold while the city hall waits for the citizen's answer"
+    )
+    days_left: int | None = Field(description="none once the case is decided, or while the clock is paused")
 
 
 class TrackingView(BaseModel):
@@ -55,4 +73,7 @@ class TrackingView(BaseModel):
     history: list[HistoryEntry]
     steps: list[StepOverview]
     clocks: Clocks
-    version: int
+    version: int = Field(
+        description="1 once the case is submitted, then 1 + workflow's version of the case (2 once workflow "
+        "opened it, one more per workflow event). Pass it as `min_version` to see at least that state."
+    )

@@ -88,6 +88,11 @@ def event_types() -> dict[str, type[EventData]]:
     return dict(_REGISTRY)
 
 
+def subjects_of(*events: type[EventData]) -> tuple[str, ...]:
+    """The subject filters that match every event of these types, whatever the procedure and case."""
+    return tuple(f"{SUBJECT_ROOT}.*.*.{event.name}" for event in events)
+
+
 def subject_for(*, procedure: str, case_id: uuid.UUID, event: type[EventData] | EventData) -> str:
     if not TOKEN.match(procedure):
         raise ValueError(f"procedure code {procedure!r} is not NATS-token safe (lowercase, digits, '-')")

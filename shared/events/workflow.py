@@ -15,16 +15,21 @@ from shared.events import EventData, register
 Actor = Literal["agent", "citizen", "system"]
 
 
+class WorkflowEvent(EventData):
+    """Every workflow event names its case and the case's version once it is appended (1, 2, 3...)."""
+
+    source: ClassVar[str] = "suivi/workflow"
+    case_id: uuid.UUID
+    version: int
+
+
 @register
-class CaseOpened(EventData):
+class CaseOpened(WorkflowEvent):
     """workflow took charge of a submitted case, in the first step of its procedure version."""
 
     type: ClassVar[str] = "fr.suivi.case.opened.v1"
     name: ClassVar[str] = "opened"
-    source: ClassVar[str] = "suivi/workflow"
 
-    case_id: uuid.UUID
-    version: int
     procedure: str
     procedure_version: int
     service: str
@@ -34,30 +39,24 @@ class CaseOpened(EventData):
 
 
 @register
-class CaseAssigned(EventData):
+class CaseAssigned(WorkflowEvent):
     """An agent took the case, or a supervisor gave it to an agent."""
 
     type: ClassVar[str] = "fr.suivi.case.assigned.v1"
     name: ClassVar[str] = "assigned"
-    source: ClassVar[str] = "suivi/workflow"
 
-    case_id: uuid.UUID
-    version: int
     assignee: str
     by: str
     at: datetime
 
 
 @register
-class StepChanged(EventData):
+class StepChanged(WorkflowEvent):
     """The case moved from one step of its procedure to another; `outcome` is set when that decides it."""
 
     type: ClassVar[str] = "fr.suivi.case.step-changed.v1"
     name: ClassVar[str] = "step-changed"
-    source: ClassVar[str] = "suivi/workflow"
 
-    case_id: uuid.UUID
-    version: int
     action: str
     from_step: str
     to_step: str
@@ -72,30 +71,24 @@ class StepChanged(EventData):
 
 
 @register
-class DeadlineApproaching(EventData):
+class DeadlineApproaching(WorkflowEvent):
     """The legal deadline is a few days away and the case is not decided."""
 
     type: ClassVar[str] = "fr.suivi.case.deadline-approaching.v1"
     name: ClassVar[str] = "deadline-approaching"
-    source: ClassVar[str] = "suivi/workflow"
 
-    case_id: uuid.UUID
-    version: int
     legal_deadline: date
     days_left: int
     at: datetime
 
 
 @register
-class DeadlinePassed(EventData):
+class DeadlinePassed(WorkflowEvent):
     """The legal deadline passed with no decision (followed by a tacit decision where the law says so)."""
 
     type: ClassVar[str] = "fr.suivi.case.deadline-passed.v1"
     name: ClassVar[str] = "deadline-passed"
-    source: ClassVar[str] = "suivi/workflow"
 
-    case_id: uuid.UUID
-    version: int
     legal_deadline: date
     step: str
     at: datetime

@@ -1,0 +1,179 @@
+"""workflow's HTTP routes: the agent's queue, a case, and actions on it."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+
+from services.workflow import domain, queries, service
+from services.workflow.applicants import fetch_applicant
+from services.workflow.clock import city_today
+from services.workflow.deps import CatalogueDep, ClockDep, Pool, SettingsDep
+from services.workflow.schemas import (
+    ActionCreate,
+    ActionPublic,
+    CaseDetail,
+    HistoryItem,
+    QueueItem,
+    QueuePage,
+)
+from shared.auth import CurrentAgent
+from shared.http import ApiError, Lang
+from shared.procedures import Role
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1")
+
+
+def _error(exc: domain.WorkflowError) -> ApiError:
+    extra = {"current_version": exc.params["current"]} if isinstance(exc, domain.Conflict) else None
+    error = ApiError(exc.key, status=exc.status, extra=extra)
+    error.params = dict(exc.params)
+    return error
+
+
+@router.get("/queue", response_model=QueuePage)
+async def get_queue(
+    agent: CurrentAgent,
+    pool: Pool,
+    catalogue: CatalogueDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    lang: Lang,
+    step: str | None = None,
+    assignee: str | None = None,
+    procedure: str | None = None,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> QueuePage:
+    services = None if agent.role == Role.ADMIN else sorted(agent.services)
+    async with pool.acquire() as conn:
+        total, rows = await queries.queue(
+            conn,
+            services=services,
+            step=step,
+            assignee=assignee,
+            procedure=procedure,
+            limit=page_size,
+            offset=(page - 1) * page_size,
+        )
+    today = city_today(clock)
+    items = []
+    for row in rows:
+        proc = catalogue.get(row["procedure"], row["procedure_version"])
+        days_left = (row["legal_deadline"] - today).days if row["legal_deadline"] else None
+        paused = row["clock_paused_since"] is not None
+        items.append(
+            QueueItem(
+                **{
+                    k: row[k]
+                    for k in (
+                        "case_id",
+                        "procedure",
+                        "procedure_version",
+                        "service",
+                        "step",
+                        "assignee",
+                        "submitted_at",
+                        "legal_deadline",
+                        "version",
+                    )
+                },
+                step_label=proc.step(row["step"]).label.in_(lang) if proc else row["step"],
+                days_left=days_left,
+                clock_paused=paused,
+                at_risk=days_left is not None and not paused and days_left <= settings.warn_days,
+            )
+        )
+    return QueuePage(total=total, page=page, page_size=page_size, items=items)
+
+
+def _history(rows: list[dict[str, Any]]) -> list[HistoryItem]:
+    out = []
+    for row in rows:
+        data = dict(row["envelope"]["data"])
+        at = data.get("at") or data.get("opened_at") or row["envelope"]["time"]
+        out.append(
+            HistoryItem(
+                version=row["version"],
+                type=row["type"],
+                at=at,
+                by=data.get("by"),
+                data=data,
+                comment=row["comment"],
+                reason=row["reason"],
+            )
+        )
+    return out
+
+
+@router.get("/cases/{case_id}", response_model=CaseDetail)
+async def get_case(
+    case_id: uuid.UUID,
+    request: Request,
+    agent: CurrentAgent,
+    pool: Pool,
+    catalogue: CatalogueDep,
+    settings: SettingsDep,
+    lang: Lang,
+) -> CaseDetail:
+    async with pool.acquire() as conn:
+        state = await queries.load(conn, case_id, catalogue)
+        if state is None:
+            raise ApiError("workflow.case_not_found", status=404, case_id=case_id)
+        try:
+            domain.check_visible(state, agent)
+        except domain.WorkflowError as exc:
+            raise _error(exc) from exc
+        history = await queries.history(conn, case_id)
+        await queries.log_personal_data_read(conn, case_id=case_id, agent=agent.id)
+    log.info("agent %s read the applicant's contact details", agent.id, extra={"case_id": str(case_id)})
+    applicant, unavailable = await fetch_applicant(request.app.state.http, settings=settings, case_id=case_id)
+    return CaseDetail(
+        case_id=case_id,
+        procedure=state.procedure.code,
+        procedure_version=state.procedure.version,
+        service=state.service,
+        step=state.step,
+        step_label=state.procedure.step(state.step).label.in_(lang),
+        version=state.version,
+        assignee=state.assignee,
+        legal_deadline=state.legal_deadline,
+        clock_paused=state.clock_paused_since is not None,
+        outcome=state.outcome,
+        allowed_actions=domain.allowed_actions(state, agent),
+        history=_history(history),
+        applicant=applicant,
+        applicant_unavailable=unavailable,
+    )
+
+
+@router.post("/cases/{case_id}/actions", response_model=ActionPublic)
+async def post_action(
+    case_id: uuid.UUID,
+    body: ActionCreate,
+    response: Response,
+    agent: CurrentAgent,
+    pool: Pool,
+    catalogue: CatalogueDep,
+    clock: ClockDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> dict[str, Any]:
+    try:
+        answer, replayed = await service.act(
+            pool,
+            catalogue=catalogue,
+            clock=clock,
+            case_id=case_id,
+            agent=agent,
+            command=body,
+            idempotency_key=idempotency_key,
+        )
+    except domain.WorkflowError as exc:
+        raise _error(exc) from exc
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return answer

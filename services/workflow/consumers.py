@@ -1,0 +1,91 @@
+"""workflow reacts to intake's events: it opens each submitted case, and moves a case on when the citizen
+answers a request."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+
+from services.workflow import domain, queries
+from services.workflow.clock import Clock, city_today
+from shared.bus import ConsumerSpec, Nak, PullConsumer
+from shared.events import Envelope, EventData, subjects_of
+from shared.events.intake import CaseSubmitted, CitizenReplied
+from shared.procedures import Catalogue
+from shared.projection import dead_letter_recorder, fold
+from shared.runtime import Runtime
+
+log = logging.getLogger(__name__)
+CONSUMER = "workflow"
+
+
+async def open_submitted_case(
+    conn: asyncpg.Connection, event: CaseSubmitted, catalogue: Catalogue, clock: Clock
+) -> None:
+    procedure = catalogue.get(event.procedure, event.procedure_version)
+    if procedure is None:
+        raise LookupError(
+            f"procedure {event.procedure} v{event.procedure_version} is not in workflow's catalogue: "
+            "deploy the definition file, the case will then be opened"
+        )
+    state, opened = domain.open_case(event, procedure, now=clock.now())
+    if await queries.insert(conn, state, submitted_at=event.submitted_at):
+        await queries.record(conn, state, [opened])
+
+
+async def take_citizen_reply(
+    conn: asyncpg.Connection, event: CitizenReplied, catalogue: Catalogue, clock: Clock
+) -> None:
+    state = await queries.load(conn, event.case_id, catalogue, lock=True)
+    if state is None:
+        raise Nak("the case is not opened yet")
+    action = domain.citizen_transition(state)
+    if action is None:
+        log.info(
+            "citizen replied while the case was not waiting for them; kept on record in intake",
+            extra={"case_id": str(event.case_id)},
+        )
+        return
+    new_state, events = domain.move(
+        state, action=action, actor=None, now=clock.now(), today=city_today(clock)
+    )
+    await queries.save(conn, new_state)
+    await queries.record(conn, new_state, events)
+
+
+Handler = Callable[[asyncpg.Connection, Any, Catalogue, Clock], Awaitable[None]]
+HANDLERS: dict[type[EventData], Handler] = {
+    CaseSubmitted: open_submitted_case,
+    CitizenReplied: take_citizen_reply,
+}
+
+
+def make_consumer(runtime: Runtime, *, catalogue: Catalogue, clock: Clock) -> PullConsumer:
+    pool = runtime.pool
+
+    async def handle(envelope: Envelope, data: EventData, stream_seq: int) -> None:
+        handler = HANDLERS.get(type(data))
+        if handler is None:
+            return
+
+        async def change(conn: asyncpg.Connection) -> None:
+            await handler(conn, data, catalogue, clock)
+
+        await fold(
+            pool,
+            schema=queries.SCHEMA,
+            consumer=CONSUMER,
+            event_id=envelope.id,
+            stream_seq=stream_seq,
+            change=change,
+        )
+
+    return PullConsumer(
+        runtime.js,
+        ConsumerSpec(durable=CONSUMER, filter_subjects=subjects_of(*HANDLERS)),
+        handle,
+        dead_letter_recorder(pool, schema=queries.SCHEMA, consumer=CONSUMER),
+    )

@@ -1,0 +1,137 @@
+"""workflow's commands: each one loads the case under a row lock, asks `domain` what happens, and records
+the events, the new state and the idempotency key in one transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from typing import Any
+
+import asyncpg
+
+from services.workflow import domain, queries
+from services.workflow.clock import Clock, city_today
+from services.workflow.schemas import ActionCreate
+from shared.auth import Agent
+from shared.procedures import Catalogue
+
+log = logging.getLogger(__name__)
+
+
+class NotFound(domain.WorkflowError):
+    status = 404
+
+
+class KeyReused(domain.WorkflowError):
+    status = 422
+
+
+def _hash(command: ActionCreate) -> str:
+    return hashlib.sha256(json.dumps(command.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+
+
+async def _replay(
+    conn: asyncpg.Connection, *, agent: Agent, key: str, request_hash: str
+) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        "SELECT request_hash, response FROM workflow.idempotency_keys WHERE agent = $1 AND key = $2",
+        agent.id,
+        key,
+    )
+    if row is None:
+        return None
+    if row["request_hash"] != request_hash:
+        raise KeyReused("error.idempotency_key_reused")
+    response: dict[str, Any] = row["response"]
+    return response
+
+
+def _apply(
+    state: domain.CaseState, command: ActionCreate, agent: Agent, clock: Clock
+) -> tuple[domain.CaseState, list[Any]]:
+    now = clock.now()
+    if command.action == domain.TAKE:
+        return domain.take(state, agent, now=now)
+    if command.action == domain.ASSIGN:
+        return domain.assign(state, agent, assignee=command.assignee, now=now)
+    return domain.move(
+        state, action=command.action, actor=agent, now=now, today=city_today(clock), reason=command.reason
+    )
+
+
+async def act(
+    pool: asyncpg.Pool,
+    *,
+    catalogue: Catalogue,
+    clock: Clock,
+    case_id: uuid.UUID,
+    agent: Agent,
+    command: ActionCreate,
+    idempotency_key: str | None,
+) -> tuple[dict[str, Any], bool]:
+    """Run an agent's action. Returns the answer and whether it is a replay of an earlier one."""
+    async with pool.acquire() as conn, conn.transaction():
+        state = await queries.load(conn, case_id, catalogue, lock=True)
+        if state is None:
+            raise NotFound("workflow.case_not_found", case_id=case_id)
+        domain.check_visible(state, agent)
+        if idempotency_key and (
+            previous := await _replay(conn, agent=agent, key=idempotency_key, request_hash=_hash(command))
+        ):
+            return previous, True
+        domain.check_version(state, command.expected_version)
+        new_state, events = _apply(state, command, agent, clock)
+        await queries.save(conn, new_state)
+        await queries.record(conn, new_state, events, comment=command.comment, reason=command.reason)
+        answer = {
+            "case_id": str(case_id),
+            "action": command.action,
+            "step": new_state.step,
+            "version": new_state.version,
+            "outcome": new_state.outcome,
+            "assignee": new_state.assignee,
+        }
+        if idempotency_key:
+            await conn.execute(
+                "INSERT INTO workflow.idempotency_keys(key, agent, request_hash, response) VALUES ($1, $2, $3, $4)",
+                idempotency_key,
+                agent.id,
+                _hash(command),
+                answer,
+            )
+    log.info(
+        "agent %s did %s (now %s, version %d)",
+        agent.id,
+        command.action,
+        new_state.step,
+        new_state.version,
+        extra={"case_id": str(case_id)},
+    )
+    return answer, False
+
+
+async def check_deadlines(pool: asyncpg.Pool, *, catalogue: Catalogue, clock: Clock, warn_days: int) -> int:
+    """Record what the passing of time means for each open case; exactly once, however many replicas run it."""
+    today, recorded = city_today(clock), 0
+    async with pool.acquire() as conn:
+        for case_id in await queries.due_for_deadline_check(conn, today=today, warn_days=warn_days):
+            async with conn.transaction():
+                # Another replica working on this case holds its lock: skip it, it is being handled.
+                state = await queries.load(conn, case_id, catalogue, skip_locked=True)
+                if state is None:
+                    continue
+                new_state, events = domain.deadline_events(
+                    state, now=clock.now(), today=today, warn_days=warn_days
+                )
+                if events:
+                    await queries.save(conn, new_state)
+                    await queries.record(conn, new_state, events)
+                    recorded += len(events)
+                    log.info(
+                        "deadline of case: %s",
+                        ", ".join(e.type for e in events),
+                        extra={"case_id": str(case_id)},
+                    )
+    return recorded
