@@ -58,7 +58,9 @@ def build_app(
     install_error_handlers(app)
     for router in routers:
         app.include_router(router)
-    add_health_routes(app, lambda request: request.app.state.runtime.readiness_checks())
+    add_health_routes(
+        app, lambda request: request.app.state.runtime.readiness_checks(), required=("postgresql",)
+    )
     app.middleware("http")(_log_request)
     app.add_middleware(BodySizeLimit, limit=max_body_bytes)
     FastAPIInstrumentor.instrument_app(

@@ -199,16 +199,7 @@ class PullConsumer:
                 await self._handler(envelope, data, seq)
         except Nak as exc:
             if delivered >= MAX_DELIVER:
-                log.error(
-                    "consumer %s gave up waiting on event %s of case %s: %s",
-                    self._spec.durable,
-                    envelope.id,
-                    envelope.subject,
-                    exc,
-                    extra=ids,
-                )
-                await self._dead(msg, f"still waiting after {delivered} deliveries: {exc}")
-                await msg.term()
+                await self._give_up(msg, f"still waiting after {delivered} deliveries: {exc}", ids)
                 return
             await msg.nak(delay=_backoff(delivered))
             log.info(
@@ -222,27 +213,30 @@ class PullConsumer:
             return
         except Exception as exc:
             if delivered >= MAX_DELIVER:
-                log.error(
-                    "consumer %s gave up on event %s of case %s after %d attempts: %s",
-                    self._spec.durable,
-                    envelope.id,
-                    envelope.subject,
-                    delivered,
-                    exc,
-                    extra=ids,
-                )
-                await self._dead(msg, f"gave up after {delivered} attempts: {exc}")
-                await msg.term()
-            else:
-                log.warning(
-                    "consumer %s failed on event %s of case %s (attempt %d), retrying: %s",
-                    self._spec.durable,
-                    envelope.id,
-                    envelope.subject,
-                    delivered,
-                    exc,
-                    extra=ids,
-                )
-                await msg.nak(delay=_backoff(delivered))
+                await self._give_up(msg, f"failed {delivered} times: {exc}", ids)
+                return
+            log.warning(
+                "consumer %s failed on event %s of case %s (attempt %d), retrying: %s",
+                self._spec.durable,
+                envelope.id,
+                envelope.subject,
+                delivered,
+                exc,
+                extra=ids,
+            )
+            await msg.nak(delay=_backoff(delivered))
             return
         await msg.ack()
+
+    async def _give_up(self, msg: Msg, reason: str, ids: dict[str, object]) -> None:
+        """Record the message as a dead letter (kept in the reader's schema) and stop its redelivery."""
+        log.error(
+            "consumer %s gave up on event %s of case %s: %s; it is kept in dead_letters",
+            self._spec.durable,
+            ids["event_id"],
+            ids["case_id"],
+            reason,
+            extra=ids,
+        )
+        await self._dead(msg, reason)
+        await msg.term()

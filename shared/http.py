@@ -53,7 +53,7 @@ def language_of(request: Request) -> str:
     )
 
 
-def _lang_dependency(
+async def _lang_dependency(
     request: Request,
     lang: Annotated[str | None, Query(description="fr or en; overrides Accept-Language")] = None,
     accept_language: Annotated[str | None, Header()] = None,
@@ -222,8 +222,14 @@ class BodySizeLimit:
 ReadinessCheck = Callable[[], Awaitable[object]]
 
 
-def add_health_routes(app: FastAPI, checks: Callable[[Request], dict[str, ReadinessCheck]]) -> None:
-    """`/healthz`: the process answers. `/readyz`: it can reach what it needs (NATS, PostgreSQL)."""
+def add_health_routes(
+    app: FastAPI, checks: Callable[[Request], dict[str, ReadinessCheck]], *, required: tuple[str, ...]
+) -> None:
+    """`/healthz`: the process answers. `/readyz`: it can serve requests, i.e. the `required` checks pass.
+
+    The others are reported as `degraded` without making the pod unready: with NATS down, intake still
+    takes submissions (its outbox holds them) and tracking still answers from its read model.
+    """
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -238,5 +244,7 @@ def add_health_routes(app: FastAPI, checks: Callable[[Request], dict[str, Readin
                 results[name] = "ok"
             except Exception as exc:
                 results[name] = f"unavailable: {exc or type(exc).__name__}"
-        ready = all(v == "ok" for v in results.values())
-        return JSONResponse({"ready": ready, "checks": results}, status_code=200 if ready else 503)
+        ready = all(results.get(name) == "ok" for name in required)
+        degraded = sorted(name for name, result in results.items() if result != "ok")
+        body = {"ready": ready, "degraded": degraded, "checks": results}
+        return JSONResponse(body, status_code=200 if ready else 503)

@@ -175,3 +175,19 @@ async def test_tracking_can_be_rebuilt_from_the_stream(intake: httpx.AsyncClient
         after = [(await client.get(f"/v1/track/{c}")).json() for c in codes]
     assert after == before
     assert await scalar(env.database_url, "SELECT count(*) FROM tracking.history") == 5
+
+
+async def test_a_malformed_message_is_set_aside_and_the_stream_goes_on(
+    intake: httpx.AsyncClient, tracking: httpx.AsyncClient, env: Env
+) -> None:
+    nc = await nats.connect(env.nats_url)
+    try:
+        await nc.jetstream().publish("case.permis-construire.not-a-case.submitted", b'{"specversion": "0.3"}')
+    finally:
+        await nc.close()
+    code = (await intake.post("/v1/cases", json=make_case())).json()["tracking_code"]
+    assert (await tracking.get(f"/v1/track/{code}")).status_code == 200
+    dead = await eventually(lambda: query(env.database_url, "SELECT subject, reason FROM tracking.dead_letters"),
+                            until=lambda rows: len(rows) == 1)
+    assert dead[0]["subject"] == "case.permis-construire.not-a-case.submitted"
+    assert "not a Suivi event envelope" in dead[0]["reason"]

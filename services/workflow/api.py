@@ -6,12 +6,12 @@ import logging
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from services.workflow import domain, queries, service
 from services.workflow.applicants import fetch_applicant
 from services.workflow.clock import city_today
-from services.workflow.deps import CatalogueDep, ClockDep, Pool, SettingsDep
+from services.workflow.deps import CatalogueDep, ClockDep, IdempotencyKey, Pool, SettingsDep
 from services.workflow.schemas import (
     ActionCreate,
     ActionPublic,
@@ -160,7 +160,7 @@ async def post_action(
     pool: Pool,
     catalogue: CatalogueDep,
     clock: ClockDep,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: IdempotencyKey,
 ) -> dict[str, Any]:
     try:
         answer, replayed = await service.act(

@@ -1,0 +1,36 @@
+"""FastAPI dependencies every service uses, as `Annotated` aliases.
+
+`async def` on purpose: FastAPI runs a plain `def` dependency in a worker thread, a hop per request.
+"""
+
+from typing import Annotated, cast
+
+import asyncpg
+from fastapi import Depends, Header, Request
+
+from shared.http import ApiError
+from shared.procedures import Catalogue
+
+
+async def _pool(request: Request) -> asyncpg.Pool:
+    return request.app.state.runtime.pool
+
+
+async def _catalogue(request: Request) -> Catalogue:
+    return cast(Catalogue, request.app.state.catalogue)
+
+
+async def _idempotency_key(
+    idempotency_key: Annotated[
+        str | None, Header(description="retries with the same key record the request once")
+    ] = None,
+) -> str | None:
+    key = idempotency_key
+    if key is not None and not (1 <= len(key) <= 200 and key.isprintable() and key.strip()):
+        raise ApiError("error.idempotency_key_invalid")
+    return key
+
+
+Pool = Annotated[asyncpg.Pool, Depends(_pool)]
+CatalogueDep = Annotated[Catalogue, Depends(_catalogue)]
+IdempotencyKey = Annotated[str | None, Depends(_idempotency_key)]

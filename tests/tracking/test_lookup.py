@@ -1,0 +1,49 @@
+"""The JSON lookup: typos told apart from unknown codes, and guessing slowed down per client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from services.tracking.app import create_app
+from shared import tracking_code
+from tests.conftest import Env, _client, tracking_settings
+
+
+@pytest.fixture
+async def strict_tracking(env: Env) -> AsyncIterator[httpx.AsyncClient]:
+    settings = tracking_settings(env, miss_limit="3/minute", unknown_code_grace_seconds=0)
+    async for client in _client(create_app(settings)):
+        yield client
+
+
+async def test_a_typo_an_unknown_code_and_a_non_code_are_told_apart(strict_tracking: httpx.AsyncClient) -> None:
+    code = tracking_code.generate()
+    typo = code[:-1] + ("A" if code[-1] != "A" else "B")
+    mistyped = await strict_tracking.get(f"/v1/track/{typo}?lang=en")
+    assert mistyped.status_code == 422 and "mistyped" in mistyped.json()["detail"]
+    unknown = await strict_tracking.get(f"/v1/track/{code}?lang=en")
+    assert unknown.status_code == 404 and "No case matches" in unknown.json()["detail"]
+    nonsense = await strict_tracking.get("/v1/track/hello?lang=fr")
+    assert nonsense.status_code == 422 and "n'a pas la forme" in nonsense.json()["detail"]
+
+
+async def test_guessing_codes_is_slowed_down_with_retry_after(strict_tracking: httpx.AsyncClient) -> None:
+    for _ in range(3):
+        assert (await strict_tracking.get(f"/v1/track/{tracking_code.generate()}")).status_code == 404
+    blocked = await strict_tracking.get(f"/v1/track/{tracking_code.generate()}?lang=en")
+    assert blocked.status_code == 429
+    assert 1 <= int(blocked.headers["Retry-After"]) <= 60
+    assert "Try again in" in blocked.json()["detail"]
+
+
+async def test_readiness_needs_postgresql_but_survives_a_nats_outage(
+    strict_tracking: httpx.AsyncClient, env: Env
+) -> None:
+    assert (await strict_tracking.get("/readyz")).json() == {
+        "ready": True, "degraded": [], "checks": {"postgresql": "ok", "nats": "ok"}}
+    env.nats.stop(kill=True)
+    during = await strict_tracking.get("/readyz")
+    assert during.status_code == 200 and during.json()["degraded"] == ["nats"]
