@@ -22,7 +22,11 @@ def test_services_never_import_each_other_and_shared_never_imports_a_service() -
 def test_every_message_key_the_code_uses_exists_in_every_language() -> None:
     used = {
         key
-        for path in [*ROOT.glob("services/**/*.py"), *ROOT.glob("shared/**/*.py"), *ROOT.glob("services/**/*.html")]
+        for path in [
+            *ROOT.glob("services/**/*.py"),
+            *ROOT.glob("shared/**/*.py"),
+            *ROOT.glob("services/**/*.html"),
+        ]
         for key in KEY.findall(path.read_text(encoding="utf-8"))
     }
     assert len(used) > 30

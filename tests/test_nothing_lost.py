@@ -187,7 +187,9 @@ async def test_a_malformed_message_is_set_aside_and_the_stream_goes_on(
         await nc.close()
     code = (await intake.post("/v1/cases", json=make_case())).json()["tracking_code"]
     assert (await tracking.get(f"/v1/track/{code}")).status_code == 200
-    dead = await eventually(lambda: query(env.database_url, "SELECT subject, reason FROM tracking.dead_letters"),
-                            until=lambda rows: len(rows) == 1)
+    dead = await eventually(
+        lambda: query(env.database_url, "SELECT subject, reason FROM tracking.dead_letters"),
+        until=lambda rows: len(rows) == 1,
+    )
     assert dead[0]["subject"] == "case.permis-construire.not-a-case.submitted"
     assert "not a Suivi event envelope" in dead[0]["reason"]

@@ -19,7 +19,9 @@ async def strict_tracking(env: Env) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def test_a_typo_an_unknown_code_and_a_non_code_are_told_apart(strict_tracking: httpx.AsyncClient) -> None:
+async def test_a_typo_an_unknown_code_and_a_non_code_are_told_apart(
+    strict_tracking: httpx.AsyncClient,
+) -> None:
     code = tracking_code.generate()
     typo = code[:-1] + ("A" if code[-1] != "A" else "B")
     mistyped = await strict_tracking.get(f"/v1/track/{typo}?lang=en")
@@ -43,7 +45,10 @@ async def test_readiness_needs_postgresql_but_survives_a_nats_outage(
     strict_tracking: httpx.AsyncClient, env: Env
 ) -> None:
     assert (await strict_tracking.get("/readyz")).json() == {
-        "ready": True, "degraded": [], "checks": {"postgresql": "ok", "nats": "ok"}}
+        "ready": True,
+        "degraded": [],
+        "checks": {"postgresql": "ok", "nats": "ok"},
+    }
     env.nats.stop(kill=True)
     during = await strict_tracking.get("/readyz")
     assert during.status_code == 200 and during.json()["degraded"] == ["nats"]
