@@ -13,9 +13,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.trace import Span
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.http import BodySizeLimit, add_health_routes, install_error_handlers
 from shared.procedures import load_catalogue
@@ -61,7 +62,7 @@ def build_app(
     add_health_routes(
         app, lambda request: request.app.state.runtime.readiness_checks(), required=("postgresql",)
     )
-    app.middleware("http")(_log_request)
+    app.add_middleware(RequestLog)
     app.add_middleware(BodySizeLimit, limit=max_body_bytes)
     FastAPIInstrumentor.instrument_app(
         app,
@@ -84,17 +85,31 @@ def _redact_url(span: Span, scope: dict[str, Any]) -> None:
         span.set_attribute(attribute, route or "(redacted)")
 
 
-async def _log_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    """One line per request, naming the route template, never the raw path (it may hold a tracking code)."""
-    started = time.perf_counter()
-    response = await call_next(request)
-    route = getattr(request.scope.get("route"), "path", "(no route)")
-    if route not in ("/healthz", "/readyz"):
-        log.info(
-            "%s %s -> %d in %.1f ms",
-            request.method,
-            route,
-            response.status_code,
-            (time.perf_counter() - started) * 1000,
-        )
-    return response
+class RequestLog:
+    """One line per request, naming the route template, never the raw path (it may hold a tracking code).
+
+    Plain ASGI, not `BaseHTTPMiddleware`, which costs a task and a stream per request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def remember_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, remember_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "(no route)")
+            if route not in ("/healthz", "/readyz"):
+                elapsed = (time.perf_counter() - started) * 1000
+                log.info("%s %s -> %d in %.1f ms", scope["method"], route, status, elapsed)

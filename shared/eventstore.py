@@ -126,25 +126,36 @@ class OutboxRelay:
             "WHERE o.published_at IS NULL ORDER BY o.position LIMIT $1",
             self._batch,
         )
-        for row in rows:
-            envelope = Envelope.model_validate(row["envelope"])
-            ids = {"case_id": envelope.subject, "event_id": str(envelope.id)}
-            with producer_span(
-                f"publish {envelope.type}",
-                traceparent=envelope.traceparent,
-                attributes={**ids, "messaging.destination.name": row["subject"]},
-            ) as tp:
-                ack = await self._js.publish(
-                    row["subject"],
-                    envelope.model_dump_json().encode(),
-                    stream=STREAM,
-                    headers=event_headers(envelope, traceparent=tp),
+        published: list[tuple[int, int]] = []
+        try:
+            for row in rows:
+                published.append((row["position"], await self._publish(row["envelope"], row["subject"])))
+        finally:
+            # One UPDATE for the batch. Rows published but not marked (a crash right here) are published
+            # again next time, and JetStream drops them as duplicates of their event id.
+            if published:
+                await conn.execute(
+                    f"UPDATE {self._schema}.outbox o SET published_at = now(), stream_seq = u.seq "
+                    "FROM unnest($1::bigint[], $2::bigint[]) AS u(position, seq) WHERE o.position = u.position",
+                    [p for p, _ in published],
+                    [seq for _, seq in published],
                 )
-            await conn.execute(
-                f"UPDATE {self._schema}.outbox SET published_at = now(), stream_seq = $2 WHERE position = $1",
-                row["position"],
-                ack.seq,
-            )
-            published_counter.add(1, {"schema": self._schema, "duplicate": bool(ack.duplicate)})
-            log.debug("published %s as seq %d", envelope.type, ack.seq, extra=ids)
         return len(rows)
+
+    async def _publish(self, stored: dict[str, object], subject: str) -> int:
+        envelope = Envelope.model_validate(stored)
+        ids = {"case_id": envelope.subject, "event_id": str(envelope.id)}
+        with producer_span(
+            f"publish {envelope.type}",
+            traceparent=envelope.traceparent,
+            attributes={**ids, "messaging.destination.name": subject},
+        ) as traceparent:
+            ack = await self._js.publish(
+                subject,
+                envelope.model_dump_json().encode(),
+                stream=STREAM,
+                headers=event_headers(envelope, traceparent=traceparent),
+            )
+        published_counter.add(1, {"schema": self._schema, "duplicate": bool(ack.duplicate)})
+        log.debug("published %s as seq %d", envelope.type, ack.seq, extra=ids)
+        return int(ack.seq)

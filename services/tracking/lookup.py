@@ -13,7 +13,7 @@ import asyncpg
 from fastapi import Request
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter, RateLimiter
 
 from services.tracking import queries
 from services.tracking.domain import build_view
@@ -31,22 +31,28 @@ class Limiter:
     """Per-client limits, in this replica's memory (a client hitting several replicas gets each one's)."""
 
     def __init__(self, settings: TrackingSettings) -> None:
-        self._window = MovingWindowRateLimiter(MemoryStorage())
+        storage = MemoryStorage()
+        # Misses are few and matter most: a moving window. Every lookup: a fixed window, cheap per request.
+        self._strategies: dict[str, RateLimiter] = {
+            "misses": MovingWindowRateLimiter(storage),
+            "lookups": FixedWindowRateLimiter(storage),
+        }
         self.misses: RateLimitItem = parse(settings.miss_limit)
         self.lookups: RateLimitItem = parse(settings.lookup_limit)
 
     def check(self, client: str) -> None:
-        for item in (self.misses, self.lookups):
-            if not self._window.test(item, client):
-                reset = self._window.get_window_stats(item, client).reset_time
+        for name, item in (("misses", self.misses), ("lookups", self.lookups)):
+            window = self._strategies[name]
+            if not window.test(item, client):
+                reset = window.get_window_stats(item, client).reset_time
                 seconds = max(1, int(reset - time.time()) + 1)
                 raise ApiError(
                     "error.rate_limited", status=429, seconds=seconds, headers={"Retry-After": str(seconds)}
                 )
-        self._window.hit(self.lookups, client)
+        self._strategies["lookups"].hit(self.lookups, client)
 
     def miss(self, client: str) -> None:
-        self._window.hit(self.misses, client)
+        self._strategies["misses"].hit(self.misses, client)
 
 
 def client_of(request: Request) -> str:
