@@ -51,7 +51,7 @@ from typing import Any, NoReturn, Protocol
 import asyncpg
 import httpx
 
-from devtools.servers import NatsServer, PostgresServer, free_port
+from devtools.servers import NatsServer, PostgresServer, UvicornProcess
 from tests.builders import make_case
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -325,56 +325,17 @@ def _percentiles(latencies: list[float]) -> tuple[float | None, float | None]:
 # --- processes ----------------------------------------------------------------------------------------
 
 
-class Uvicorn:
-    """One app factory served by uvicorn in its own process: one worker, no access log, warnings only."""
-
-    def __init__(self, app: str, *, env: dict[str, str], log: Path) -> None:
-        self.app, self.env, self.log, self.port = app, env, log, free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _options(self) -> list[str]:
-        return ["--host", "127.0.0.1", "--port", str(self.port), *UVICORN_OPTIONS]
-
-    def start(self, *, timeout: float = 60) -> Uvicorn:
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", f"{self.app}:create_app", "--factory", *self._options()],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.app} exited: {self.log.read_text()[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return self
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.app} not ready after {timeout} s: {self.log.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+def Uvicorn(app: str, *, env: dict[str, str], log: Path) -> UvicornProcess:
+    """A service or the baseline, run the same way: one worker, no access log, warnings only."""
+    return UvicornProcess(app, env=env, log=log, options=UVICORN_OPTIONS)
 
 
 @dataclass(frozen=True)
 class Stack:
     database_url: str
-    intake: Uvicorn
-    tracking: Uvicorn
-    baseline: Uvicorn
+    intake: UvicornProcess
+    tracking: UvicornProcess
+    baseline: UvicornProcess
 
 
 def start_stack(stack: contextlib.ExitStack, workdir: Path, logs: Path) -> Stack:

@@ -10,15 +10,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from types import FrameType
 
-import httpx
-
 from devtools import demo, dev_issuer
-from devtools.servers import NatsServer, PostgresServer
+from devtools.servers import NatsServer, PostgresServer, UvicornProcess
 from shared.settings import REPO_ROOT
 
 DATA = REPO_ROOT / ".data"
@@ -52,7 +49,7 @@ class Stack:
     def __init__(self) -> None:
         self.nats: NatsServer | None = None
         self.pg: PostgresServer | None = None
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.procs: dict[str, UvicornProcess] = {}
 
     def start_servers(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -83,58 +80,20 @@ class Stack:
 
     def start_services(self, env: dict[str, str]) -> None:
         for s in SERVICES:
-            self.procs[s.name] = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    f"services.{s.name}.app:create_app",
-                    "--factory",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(s.port),
-                    "--no-access-log",
-                ],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                cwd=REPO_ROOT,
-                start_new_session=True,
-            )
-        for s in SERVICES:
-            self._wait_ready(s)
-
-    def _wait_ready(self, service: Service, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.procs[service.name].poll() is not None:
-                raise SystemExit(f"{service.name} stopped while starting: see its log above")
-            try:
-                if httpx.get(f"{service.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise SystemExit(
-            f"{service.name} not ready on {service.url} after {timeout:.0f} s: see its log above"
-        )
+            self.procs[s.name] = UvicornProcess(f"services.{s.name}.app", env=env, port=s.port).launch()
+        for proc in self.procs.values():
+            proc.wait_ready()
 
     def watch(self) -> None:
         while True:
             for name, proc in self.procs.items():
-                if proc.poll() is not None:
-                    raise SystemExit(f"{name} stopped (exit code {proc.returncode}); stopping everything")
+                if not proc.running():
+                    raise SystemExit(f"{name} stopped; stopping everything (see its log above)")
             time.sleep(0.5)
 
     def stop(self) -> None:
         for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            proc.stop()
         for server in (self.pg, self.nats):
             if server is not None:
                 server.stop()

@@ -233,3 +233,88 @@ class PostgresServer:
 
     def stop(self, *, kill: bool = False) -> None:
         _stop(self.proc, kill=kill)
+
+
+class UvicornProcess:
+    """A service (`<module>:create_app`) run by uvicorn in its own process, ready once `/readyz` says so.
+
+    Used by `make run`, `make bench` and the tests that kill services. `log=None` keeps the terminal's output.
+    """
+
+    def __init__(
+        self,
+        app: str,
+        *,
+        env: dict[str, str],
+        log: Path | None = None,
+        port: int | None = None,
+        options: tuple[str, ...] = ("--no-access-log",),
+    ) -> None:
+        self.app, self.env, self.log, self.options = app, env, log, options
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def launch(self) -> UvicornProcess:
+        """Start the process without waiting for it (see `wait_ready`)."""
+        output = open(self.log, "ab") if self.log else None
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                f"{self.app}:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                *self.options,
+            ],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
+            # Its own session: Ctrl-C reaches `make run`, which stops the services before the servers.
+            start_new_session=True,
+        )
+        if output:
+            output.close()
+        return self
+
+    def wait_ready(self, *, timeout: float = 90) -> UvicornProcess:
+        import httpx
+
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.app} stopped while starting (exit code {self.proc.returncode}){self._tail()}"
+                )
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.app} not ready on {self.url} after {timeout:.0f} s{self._tail()}")
+
+    def start(self, *, timeout: float = 90) -> UvicornProcess:
+        return self.launch().wait_ready(timeout=timeout)
+
+    def _tail(self) -> str:
+        return f"; its log ({self.log}):\n{_tail(self.log, 40)}" if self.log else "; see its log above"
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no graceful shutdown, as when a node dies."""
+        _stop(self.proc, kill=True)
+
+    def stop(self) -> None:
+        _stop(self.proc)
