@@ -126,6 +126,7 @@ class NatsServer:
             start_new_session=True,
         )
         _wait_for_port(self.port, what="nats-server", proc=self.proc, log=log)
+        self.fixed_port = True  # a restart comes back where clients expect it
         return self
 
     def stop(self, *, kill: bool = False) -> None:

@@ -10,7 +10,6 @@ import httpx
 import nats
 import pytest
 
-from devtools.servers import NatsServer
 from shared.events import STREAM
 from tests.builders import make_case
 from tests.conftest import Env
@@ -116,7 +115,7 @@ async def test_a_nats_restart_delays_events_but_loses_none(env: Env, tmp_path: P
             # PostgreSQL is the record: submissions are still acknowledged while the bus is down.
             during, failed = await _submit(client, 10)
             assert failed == 0
-            env.nats = NatsServer(store=env.nats.store, port=env.nats.port).start()
+            env.nats.start()  # the same store and port: a restart, not a new server
             after, _ = await _submit(client, 10)
         await _assert_everything_arrived_once(env, before | during | after)
     finally:
