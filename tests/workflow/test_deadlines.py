@@ -90,3 +90,19 @@ async def test_a_case_waiting_for_the_citizen_does_not_lapse(
         assert await check_deadlines(pool, catalogue=app.state.catalogue, clock=clock, warn_days=5) == 0
         queue = (await workflow.get("/v1/queue", headers=headers)).json()
         assert queue["items"][0]["clock_paused"] and not queue["items"][0]["at_risk"]
+
+
+async def test_the_queue_puts_cases_at_risk_first_and_flags_them(
+    env: Env, issuer: Path, intake: httpx.AsyncClient, clock: ManualClock, tokens: object
+) -> None:
+    app = workflow_app(env, issuer, clock=clock, deadline_check_seconds=3600, warn_days=5)
+    async for workflow in _client(app):
+        works = (await intake.post("/v1/cases", json=make_case("declaration-prealable"))).json()  # 1 month
+        permit = (await intake.post("/v1/cases", json=make_case())).json()  # 2 months
+        await eventually(lambda: _events(env, "opened"), until=lambda ids: len(ids) == 2)
+        clock.advance(days=27)
+        queue = (await workflow.get("/v1/queue", headers=tokens("agent", "urbanisme"))).json()  # type: ignore[operator]
+    first, second = queue["items"]
+    assert (first["case_id"], second["case_id"]) == (works["case_id"], permit["case_id"])
+    assert first["at_risk"] and first["days_left"] <= 5
+    assert not second["at_risk"] and second["days_left"] > 25
