@@ -6,6 +6,7 @@ Only the system Chromium is used (`/usr/bin/chromium`); Playwright's own browser
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,9 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
+from devtools import dev_issuer
 from tests.builders import make_case
-from tests.conftest import Env
+from tests.conftest import Env, Tokens
 from tests.processes import ServiceProcess, service_env
 
 pytestmark = pytest.mark.browser
@@ -40,6 +42,8 @@ BLOCKING_IMPACTS = ("serious", "critical")
 class Site:
     intake: str
     tracking: str
+    workflow: str
+    agent: dict[str, str]
     logs: Path
 
     def submit(self) -> dict[str, Any]:
@@ -47,6 +51,26 @@ class Site:
         assert answer.status_code == 201, answer.text
         case: dict[str, Any] = answer.json()
         return case
+
+    def ask_for_documents(self, case: dict[str, Any]) -> None:
+        """An agent asks the citizen for documents, and tracking shows it is the citizen's turn."""
+        url = f"{self.workflow}/v1/cases/{case['case_id']}"
+        deadline = time.monotonic() + 20
+        while httpx.get(url, headers=self.agent, timeout=5).status_code != 200:
+            assert time.monotonic() < deadline, "workflow did not open the case"
+            time.sleep(0.1)
+        for version, action in enumerate(("start-check", "request-documents"), start=1):
+            answer = httpx.post(
+                f"{url}/actions",
+                headers=self.agent,
+                timeout=5,
+                json={"action": action, "expected_version": version},
+            )
+            assert answer.status_code == 200, answer.text
+        lookup = f"{self.tracking}/v1/track/{case['tracking_code']}"
+        while httpx.get(lookup, timeout=5).json()["status"]["turn"] != "citizen":
+            assert time.monotonic() < deadline, "tracking did not show the request"
+            time.sleep(0.1)
 
     def assert_never_logged(self, code: str) -> None:
         forms = {code, code.replace("-", ""), code.lower(), code.lower().replace("-", "")}
@@ -79,9 +103,19 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 @pytest.fixture
-def site(env: Env, tmp_path: Path) -> Iterator[Site]:
+def site(env: Env, tmp_path: Path, issuer: Path, tokens: Tokens) -> Iterator[Site]:
     logs = tmp_path / "logs"
     logs.mkdir()
+    workflow = ServiceProcess(
+        "services.workflow.app",
+        log_dir=logs,
+        env=service_env(
+            env.database_url,
+            env.nats_url,
+            OIDC_ISSUER=dev_issuer.DEV_ISSUER,
+            OIDC_JWKS_FILE=str(issuer / dev_issuer.JWKS_FILE),
+        ),
+    )
     tracking = ServiceProcess(
         "services.tracking.app", env=service_env(env.database_url, env.nats_url), log_dir=logs
     )
@@ -93,8 +127,16 @@ def site(env: Env, tmp_path: Path) -> Iterator[Site]:
     try:
         tracking.start()
         intake.start()
-        yield Site(intake=intake.url, tracking=tracking.url, logs=logs)
+        workflow.start()
+        yield Site(
+            intake=intake.url,
+            tracking=tracking.url,
+            workflow=workflow.url,
+            agent=tokens("agent", "urbanisme"),
+            logs=logs,
+        )
     finally:
+        workflow.stop()
         intake.stop()
         tracking.stop()
 
@@ -196,3 +238,19 @@ def test_the_result_page_looks_right_on_a_desktop_and_a_phone(site: Site, page: 
     scroll_width = page.evaluate("document.documentElement.scrollWidth")
     assert scroll_width <= 375, "the page scrolls sideways on a phone"
     assert (tmp_path / "result-desktop.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_a_case_waiting_for_the_citizen_says_how_to_reply_accessibly(
+    site: Site, page: Page, lang: str
+) -> None:
+    case = site.submit()
+    site.ask_for_documents(case)
+    page.goto(f"{site.tracking}/suivi/{case['tracking_code']}?lang={lang}")
+    on_hold = {"fr": "Le délai est suspendu", "en": "The deadline is on hold"}[lang]
+    assert on_hold in page.content()
+    assert page.get_by_role(
+        "heading", name={"fr": "Comment répondre", "en": "How to reply"}[lang]
+    ).is_visible()
+    violations = [v for v in Axe().run(page).response["violations"] if v["impact"] in BLOCKING_IMPACTS]
+    assert not violations, [f"{v['id']}: {v['help']}" for v in violations]
