@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import asyncpg
 from nats.aio.msg import Msg
 
+from shared.bus import ConsumerSpec, PullConsumer
+from shared.events import ALL_CASES, Envelope, EventData
+from shared.runtime import Runtime
+
 log = logging.getLogger(__name__)
 
 Change = Callable[[asyncpg.Connection], Awaitable[None]]
+# How a reader folds one event type: `apply(conn, envelope, data)`, inside the fold's transaction.
+Apply = Callable[[asyncpg.Connection, Envelope, Any], Awaitable[None]]
 
 
 async def fold(
@@ -65,3 +72,47 @@ async def reset(pool: asyncpg.Pool, *, schema: str, tables: tuple[str, ...]) -> 
         f"{schema}.{t}" for t in (*tables, "folded_events", "consumer_positions", "dead_letters")
     )
     await pool.execute(f"TRUNCATE {names}")
+
+
+def folding_consumer(
+    runtime: Runtime,
+    *,
+    schema: str,
+    consumer: str,
+    handlers: Mapping[type[EventData], Apply],
+    filter_subjects: tuple[str, ...] = (ALL_CASES,),
+) -> PullConsumer:
+    """A durable consumer that folds each event with its handler, exactly once in effect.
+
+    Events with no handler are still recorded as folded, so the consumer's position tells how far it got.
+    """
+    pool = runtime.pool
+
+    async def handle(envelope: Envelope, data: EventData, stream_seq: int) -> None:
+        apply = handlers.get(type(data))
+
+        async def change(conn: asyncpg.Connection) -> None:
+            if apply is not None:
+                await apply(conn, envelope, data)
+
+        if (
+            await fold(
+                pool,
+                schema=schema,
+                consumer=consumer,
+                event_id=envelope.id,
+                stream_seq=stream_seq,
+                change=change,
+            )
+            and apply is not None
+        ):
+            log.info(
+                "folded %s", envelope.type, extra={"case_id": envelope.subject, "event_id": str(envelope.id)}
+            )
+
+    return PullConsumer(
+        runtime.js,
+        ConsumerSpec(durable=consumer, filter_subjects=filter_subjects),
+        handle,
+        dead_letter_recorder(pool, schema=schema, consumer=consumer),
+    )

@@ -11,11 +11,11 @@ import asyncpg
 
 from services.workflow import domain, queries
 from services.workflow.clock import Clock, city_today
-from shared.bus import ConsumerSpec, Nak, PullConsumer
+from shared.bus import Nak, PullConsumer
 from shared.events import Envelope, EventData, subjects_of
 from shared.events.intake import CaseSubmitted, CitizenReplied
 from shared.procedures import Catalogue
-from shared.projection import dead_letter_recorder, fold
+from shared.projection import Apply, folding_consumer
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -64,28 +64,16 @@ HANDLERS: dict[type[EventData], Handler] = {
 
 
 def make_consumer(runtime: Runtime, *, catalogue: Catalogue, clock: Clock) -> PullConsumer:
-    pool = runtime.pool
-
-    async def handle(envelope: Envelope, data: EventData, stream_seq: int) -> None:
-        handler = HANDLERS.get(type(data))
-        if handler is None:
-            return
-
-        async def change(conn: asyncpg.Connection) -> None:
+    def bound(handler: Handler) -> Apply:
+        async def apply(conn: asyncpg.Connection, envelope: Envelope, data: Any) -> None:
             await handler(conn, data, catalogue, clock)
 
-        await fold(
-            pool,
-            schema=queries.SCHEMA,
-            consumer=CONSUMER,
-            event_id=envelope.id,
-            stream_seq=stream_seq,
-            change=change,
-        )
+        return apply
 
-    return PullConsumer(
-        runtime.js,
-        ConsumerSpec(durable=CONSUMER, filter_subjects=subjects_of(*HANDLERS)),
-        handle,
-        dead_letter_recorder(pool, schema=queries.SCHEMA, consumer=CONSUMER),
+    return folding_consumer(
+        runtime,
+        schema=queries.SCHEMA,
+        consumer=CONSUMER,
+        handlers={event: bound(handler) for event, handler in HANDLERS.items()},
+        filter_subjects=subjects_of(*HANDLERS),
     )
