@@ -18,7 +18,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.trace import Span
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.http import BodySizeLimit, add_health_routes, install_error_handlers
+from shared.http import BodySizeLimit, DomainStatuses, add_health_routes, install_error_handlers
 from shared.procedures import load_catalogue
 from shared.runtime import Runtime, open_runtime
 from shared.settings import ServiceSettings
@@ -39,6 +39,7 @@ def build_app(
     routers: list[APIRouter],
     on_start: OnStart | None = None,
     max_body_bytes: int = 64 * 1024,
+    domain_statuses: DomainStatuses | None = None,
 ) -> FastAPI:
     setup_logging(service=service, level=settings.log_level)
 
@@ -56,7 +57,7 @@ def build_app(
     app = FastAPI(title=title, version="1", lifespan=lifespan)
     app.state.settings = settings
     app.state.catalogue = load_catalogue(settings.procedures_dir)
-    install_error_handlers(app)
+    install_error_handlers(app, domain_statuses=domain_statuses)
     for router in routers:
         app.include_router(router)
     add_health_routes(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
 import asyncpg
@@ -45,6 +45,32 @@ class ApiError(Exception):
         self.extra = extra or {}
         if status is not None:
             self.status = status
+
+
+class DomainError(Exception):
+    """A rule of a service's domain said no. It carries a stable message key and its parameters, never an
+    HTTP status: each app's error map (`install_error_handlers(domain_statuses=...)`) decides that."""
+
+    def __init__(self, key: str, *, extra: dict[str, object] | None = None, **params: object) -> None:
+        super().__init__(key)
+        self.key, self.params = key, dict[str, Any](params)
+        # Machine-readable facts beside the message (e.g. a conflict's `current_version`).
+        self.extra = extra or {}
+
+
+DomainStatuses = Mapping[type[DomainError], int]
+
+
+def _status_of(exc: DomainError, statuses: DomainStatuses) -> int:
+    for cls in type(exc).__mro__:
+        if cls in statuses:
+            return statuses[cls]  # type: ignore[index]
+    return 422
+
+
+def route_template(request: Request) -> str:
+    """The route's template (`/v1/track/{code}`), never the raw path: a path may hold a tracking code."""
+    return str(getattr(request.scope.get("route"), "path", "(no route)"))
 
 
 def language_of(request: Request) -> str:
@@ -121,8 +147,18 @@ def _validation_errors(exc: RequestValidationError, lang: str) -> list[dict[str,
     return out
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """The one place where exceptions become HTTP answers for this app."""
+def install_error_handlers(app: FastAPI, *, domain_statuses: DomainStatuses | None = None) -> None:
+    """The one place where exceptions become HTTP answers for this app.
+
+    `domain_statuses` maps the app's domain errors to HTTP statuses (the most specific class wins; a
+    domain error not listed is a 422)."""
+    statuses: DomainStatuses = domain_statuses or {}
+
+    @app.exception_handler(DomainError)
+    async def _domain_error(request: Request, exc: DomainError) -> Response:
+        return problem(
+            _status_of(exc, statuses), exc.key, language_of(request), extra=exc.extra, **exc.params
+        )
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
@@ -162,7 +198,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TimeoutError)
     async def _unavailable(request: Request, exc: Exception) -> Response:
         # Nothing was acknowledged: the transaction did not commit, so a retry is safe.
-        log.warning("%s %s: a backing service is unavailable: %r", request.method, request.url.path, exc)
+        log.warning(
+            "%s %s: a backing service is unavailable: %r", request.method, route_template(request), exc
+        )
         return problem(
             503,
             "error.service_unavailable",
@@ -174,7 +212,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         reference = uuid.uuid4().hex[:12]
-        log.exception("unexpected error on %s %s (reference %s)", request.method, request.url.path, reference)
+        log.exception(
+            "unexpected error on %s %s (reference %s)", request.method, route_template(request), reference
+        )
         return problem(500, "error.internal", language_of(request), reference=reference)
 
 
