@@ -64,7 +64,7 @@ DomainStatuses = Mapping[type[DomainError], int]
 def _status_of(exc: DomainError, statuses: DomainStatuses) -> int:
     for cls in type(exc).__mro__:
         if cls in statuses:
-            return statuses[cls]  # type: ignore[index]
+            return statuses[cls]
     return 422
 
 
