@@ -61,7 +61,10 @@ def build_app(
     for router in routers:
         app.include_router(router)
     add_health_routes(
-        app, lambda request: request.app.state.runtime.readiness_checks(), required=("postgresql",)
+        app,
+        lambda request: request.app.state.runtime.readiness_checks(),
+        required=("postgresql",),
+        lagging=lambda request: request.app.state.runtime.lagging(),
     )
     app.add_middleware(RequestLog)
     app.add_middleware(BodySizeLimit, limit=max_body_bytes)

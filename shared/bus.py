@@ -1,33 +1,44 @@
 """NATS JetStream: the `CASES` stream, publishing events, and the durable pull-consumer loop.
 
-Ack policy, the same for every consumer:
-- a message that is not a Suivi event, or whose data is invalid: record it as a dead letter, `term`;
-- an event type this code does not handle: `ack` (another service's business);
-- a handler failure (database down, predecessor not folded yet...): `nak` with a growing delay;
-- still failing at the last allowed delivery: record it as a dead letter and `term`, and say so loudly.
+Ack policy, the same for every consumer (`PullConsumer.handle`):
+- a transient failure (PostgreSQL or NATS unavailable, a timeout, a reset connection, a deadlock) is not
+  the message's fault: the consumer puts the batch back (`nak` with a delay, which uses up nothing: the
+  consumer's deliveries are unlimited), waits with a growing pause and tries again, however long the
+  outage lasts. Its lag is visible (`lag()`, the `suivi.consumer.pending` gauge, `/readyz`);
+- `Nak` from a handler (an earlier event has not arrived yet) is not a failure either: `nak`, later;
+- an event type this code does not know (a newer producer): handed to `on_unknown`, then `ack`;
+- a message bad in itself (not a Suivi event, invalid data, or the handler failing the same way
+  `poison_attempts` times): recorded as a dead letter, and only once that record is durable, `term`.
+  `python -m shared.deadletters` lists and replays them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
+import asyncpg
+import httpx
+import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
+from opentelemetry.metrics import CallbackOptions, Observation
 
 from shared.events import ALL_CASES, STREAM, Envelope, EventData, MalformedEvent, UnknownEvent, parse
-from shared.telemetry import consumer_span
+from shared.telemetry import consumer_span, meter
 
 log = logging.getLogger(__name__)
 
 DUPLICATE_WINDOW_SECONDS = 24 * 3600
-MAX_DELIVER = 12
-ACK_WAIT_SECONDS = 30
+# JetStream never gives a message up on its own: only a message bad in itself is set aside, by us.
+UNLIMITED_DELIVERIES = -1
 
 
 async def connect(url: str, *, name: str) -> NATS:
@@ -94,8 +105,46 @@ class Nak(Exception):
     """Raised by a handler to have the message redelivered later without it counting as a failure."""
 
 
+class Transient(Exception):
+    """Raised by a handler when something it depends on is unavailable: retry later, however long."""
+
+
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")  # connection, rollback, resources, shutdown
+_TRANSIENT = (
+    Transient,
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    nats.errors.Error,
+    httpx.TransportError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failure says nothing about the message: a dependency down, a timeout, a deadlock."""
+    if isinstance(exc, _TRANSIENT):
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        state = str(getattr(exc, "sqlstate", "") or "")
+        return state.startswith(_TRANSIENT_SQLSTATE_CLASSES) or state == "55P03"
+    return False
+
+
 Handler = Callable[[Envelope, EventData, int], Awaitable[None]]
-DeadLetterRecorder = Callable[[Msg, str], Awaitable[None]]
+UnknownHandler = Callable[[Envelope, int], Awaitable[None]]
+
+
+class DeadLetters(Protocol):
+    """Where a consumer keeps the messages it set aside, durably, and the replays asked for."""
+
+    async def record(self, *, stream_seq: int, subject: str, body: bytes, reason: str) -> None: ...
+
+    async def requested(self) -> list[tuple[int, bytes]]: ...
+
+    async def replayed(self, stream_seq: int) -> None: ...
+
+    async def failed_again(self, stream_seq: int, reason: str) -> None: ...
 
 
 @dataclass
@@ -105,6 +154,45 @@ class ConsumerSpec:
     filter_subjects: tuple[str, ...] = (ALL_CASES,)
     batch: int = 64
     max_ack_pending: int = 1000
+    ack_wait_seconds: float = 30
+    # The longest pause between two tries while a dependency is down.
+    retry_max_seconds: float = 30
+    # How many times the handler may fail on one message, not transiently, before it is set aside.
+    poison_attempts: int = 3
+    replay_poll_seconds: float = 2
+
+
+@dataclass
+class Lag:
+    """How far behind a consumer is: messages not handled yet, and since when it has been held up."""
+
+    pending: int = 0
+    waiting_since: float | None = None
+    reason: str | None = None
+    dead_letters: int = 0
+
+    def public(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"pending": self.pending}
+        if self.waiting_since is not None:
+            out["waiting_for_seconds"] = round(time.time() - self.waiting_since, 1)
+            out["reason"] = self.reason
+        return out
+
+
+@dataclass
+class _Retry:
+    """The pause before the next try, growing while failures last, reset by a success."""
+
+    cap: float
+    pause: float = 0.0
+    failures_by_seq: dict[int, int] = field(default_factory=dict)
+
+    def next_pause(self) -> float:
+        self.pause = min(self.cap, max(0.1, self.pause * 2))
+        return self.pause
+
+    def reset(self) -> None:
+        self.pause = 0.0
 
 
 def raise_if_cancelling() -> None:
@@ -114,8 +202,30 @@ def raise_if_cancelling() -> None:
         raise asyncio.CancelledError
 
 
-def _backoff(delivered: int) -> float:
-    return float(min(30, 0.2 * 2 ** min(delivered, 8)))
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class _HeldUp(Exception):
+    """A transient failure on one message: the rest of the batch goes back to the stream, then a pause."""
+
+
+_LAGS: dict[str, Lag] = {}
+
+
+def _observe_lags(options: CallbackOptions) -> list[Observation]:
+    return [Observation(lag.pending, {"consumer": name}) for name, lag in _LAGS.items()]
+
+
+meter.create_observable_gauge(
+    "suivi.consumer.pending",
+    callbacks=[_observe_lags],
+    unit="{message}",
+    description="Messages of the stream a consumer has not handled yet",
+)
+dead_lettered = meter.create_counter(
+    "suivi.consumer.dead_letters", unit="{message}", description="Messages set aside as bad in themselves"
+)
 
 
 class PullConsumer:
@@ -126,38 +236,68 @@ class PullConsumer:
         js: JetStreamContext,
         spec: ConsumerSpec,
         handler: Handler,
-        on_dead_letter: DeadLetterRecorder,
+        dead_letters: DeadLetters,
+        *,
+        on_unknown: UnknownHandler | None = None,
     ) -> None:
-        self._js, self._spec, self._handler, self._dead = js, spec, handler, on_dead_letter
+        self._js, self._spec, self._handler, self._dead = js, spec, handler, dead_letters
+        self._on_unknown = on_unknown
         self._stopping = asyncio.Event()
+        self._retry = _Retry(cap=spec.retry_max_seconds)
+        self._last_replay_check = 0.0
+        self.lag = _LAGS.setdefault(spec.durable, Lag())
+
+    @property
+    def name(self) -> str:
+        return self._spec.durable
 
     def config(self) -> ConsumerConfig:
+        filters = self._spec.filter_subjects
         return ConsumerConfig(
+            name=self._spec.durable,
             durable_name=self._spec.durable,
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
-            ack_wait=ACK_WAIT_SECONDS,
-            max_deliver=MAX_DELIVER,
+            ack_wait=self._spec.ack_wait_seconds,
+            max_deliver=UNLIMITED_DELIVERIES,
             max_ack_pending=self._spec.max_ack_pending,
-            filter_subject=self._spec.filter_subjects[0] if len(self._spec.filter_subjects) == 1 else None,
-            filter_subjects=list(self._spec.filter_subjects) if len(self._spec.filter_subjects) > 1 else None,
+            filter_subject=filters[0] if len(filters) == 1 else None,
+            filter_subjects=list(filters) if len(filters) > 1 else None,
         )
 
+    async def ensure(self) -> None:
+        """Create the durable consumer, or bring an existing one (an older release's) to this config."""
+        info = await self._js.add_consumer(STREAM, self.config())
+        have = set(info.config.filter_subjects or [info.config.filter_subject or ALL_CASES])
+        if have != set(self._spec.filter_subjects) or info.config.max_deliver != UNLIMITED_DELIVERIES:
+            raise RuntimeError(
+                f"JetStream kept consumer {self.name} with filters {sorted(have)} and max_deliver "
+                f"{info.config.max_deliver}; this release needs {list(self._spec.filter_subjects)}. Delete it "
+                f"(nats consumer rm {STREAM} {self.name}): it is recreated at start-up and its reader folds "
+                "the stream again, exactly once"
+            )
+
     async def run(self) -> None:
+        failures = 0
         while not self._stopping.is_set():
             try:
-                sub = await self._js.pull_subscribe(
-                    self._spec.filter_subjects[0],
-                    durable=self._spec.durable,
-                    stream=STREAM,
-                    config=self.config(),
-                )
+                await self.ensure()
+                sub = await self._js.pull_subscribe_bind(durable=self._spec.durable, stream=STREAM)
+                failures = 0
                 await self._fetch_loop(sub)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 raise_if_cancelling()
-                log.warning("consumer %s cannot fetch (%s); retrying in 1 s", self._spec.durable, exc)
+                failures += 1
+                self._held_up(f"cannot fetch from NATS ({_describe(exc)})")
+                if failures == 1 or failures % 60 == 0:
+                    log.warning(
+                        "consumer %s cannot fetch from JetStream (%s); it keeps trying every second and "
+                        "resumes where it stopped once NATS answers",
+                        self.name,
+                        _describe(exc),
+                    )
                 await asyncio.sleep(1)
 
     async def _fetch_loop(self, sub: JetStreamContext.PullSubscription) -> None:
@@ -166,77 +306,203 @@ class PullConsumer:
                 messages = await sub.fetch(self._spec.batch, timeout=1)
             except TimeoutError:
                 raise_if_cancelling()
+                self.lag.pending = 0
+                self._progressed()
+                await self._replay_if_asked()
                 continue
-            for msg in messages:
-                await self.handle(msg)
+            await self.handle_batch(messages)
+            await self._replay_if_asked()
 
     def stop(self) -> None:
         self._stopping.set()
 
+    async def handle_batch(self, messages: list[Msg]) -> None:
+        """Handle the messages in order; on a transient failure put the rest back and pause."""
+        for index, msg in enumerate(messages):
+            try:
+                await self.handle(msg)
+            except _HeldUp:
+                pause = self._retry.next_pause()
+                for waiting in messages[index:]:
+                    await _quietly(waiting.nak(delay=pause))
+                await asyncio.sleep(pause)
+                return
+            self.lag.pending = msg.metadata.num_pending
+
     async def handle(self, msg: Msg) -> None:
+        """One message, by the ack policy above. Raises `_HeldUp` on a transient failure."""
         meta = msg.metadata
-        seq, delivered = meta.sequence.stream, meta.num_delivered
+        seq = meta.sequence.stream
         try:
             envelope, data = parse(msg.data)
         except UnknownEvent as exc:
-            log.info("consumer %s skips seq %d: %s", self._spec.durable, seq, exc)
-            await msg.ack()
+            await self._unknown(msg, exc, seq)
             return
         except MalformedEvent as exc:
-            log.error(
-                "consumer %s: seq %d on %s is malformed, dead-lettered: %s",
-                self._spec.durable,
-                seq,
-                msg.subject,
-                exc,
-            )
-            await self._dead(msg, str(exc))
-            await msg.term()
+            await self._set_aside(msg, f"malformed: {exc}", ids={"stream_seq": seq, "subject": msg.subject})
             return
         ids = {"case_id": envelope.subject, "event_id": str(envelope.id), "stream_seq": seq}
         try:
             with consumer_span(msg.headers, name=f"fold {envelope.type}", attributes=ids):
                 await self._handler(envelope, data, seq)
         except Nak as exc:
-            if delivered >= MAX_DELIVER:
-                await self._give_up(msg, f"still waiting after {delivered} deliveries: {exc}", ids)
-                return
-            await msg.nak(delay=_backoff(delivered))
             log.info(
-                "consumer %s: %s for case %s later (%s)",
-                self._spec.durable,
+                "consumer %s: %s of case %s later (%s)",
+                self.name,
                 envelope.type,
                 envelope.subject,
                 exc,
                 extra=ids,
             )
+            await _quietly(
+                msg.nak(delay=min(self._spec.retry_max_seconds, 0.2 * 2 ** min(meta.num_delivered, 6)))
+            )
             return
         except Exception as exc:
-            if delivered >= MAX_DELIVER:
-                await self._give_up(msg, f"failed {delivered} times: {exc}", ids)
-                return
-            log.warning(
-                "consumer %s failed on event %s of case %s (attempt %d), retrying: %s",
-                self._spec.durable,
-                envelope.id,
-                envelope.subject,
-                delivered,
-                exc,
-                extra=ids,
-            )
-            await msg.nak(delay=_backoff(delivered))
+            if is_transient(exc):
+                self._held_up_by(exc, envelope, ids)
+                raise _HeldUp from exc
+            await self._failed(msg, exc, envelope, ids)
             return
-        await msg.ack()
+        await self._acknowledge(msg, seq)
 
-    async def _give_up(self, msg: Msg, reason: str, ids: dict[str, object]) -> None:
-        """Record the message as a dead letter (kept in the reader's schema) and stop its redelivery."""
-        log.error(
-            "consumer %s gave up on event %s of case %s: %s; it is kept in dead_letters",
-            self._spec.durable,
-            ids["event_id"],
-            ids["case_id"],
-            reason,
+    async def _acknowledge(self, msg: Msg, seq: int) -> None:
+        try:
+            await msg.ack()
+        except Exception as exc:  # the effect is recorded; a redelivery will find it folded
+            log.info(
+                "consumer %s could not ack seq %d (%s); its redelivery changes nothing", self.name, seq, exc
+            )
+        self._retry.failures_by_seq.pop(seq, None)
+        self._progressed()
+
+    async def _unknown(self, msg: Msg, exc: UnknownEvent, seq: int) -> None:
+        if self._on_unknown is not None and exc.envelope is not None:
+            try:
+                await self._on_unknown(exc.envelope, seq)
+            except Nak:
+                await _quietly(msg.nak(delay=1))
+                return
+            except Exception as failure:
+                if is_transient(failure):
+                    self._held_up(f"{_describe(failure)} while skipping seq {seq}")
+                    raise _HeldUp from failure
+                raise
+        log.info("consumer %s skips seq %d: %s (a newer producer's event)", self.name, seq, exc)
+        await self._acknowledge(msg, seq)
+
+    async def _failed(self, msg: Msg, exc: Exception, envelope: Envelope, ids: dict[str, Any]) -> None:
+        seq = ids["stream_seq"]
+        failures = self._retry.failures_by_seq.get(seq, 0) + 1
+        self._retry.failures_by_seq[seq] = failures
+        if failures >= self._spec.poison_attempts:
+            await self._set_aside(msg, f"{envelope.type} failed {failures} times: {_describe(exc)}", ids=ids)
+            return
+        log.warning(
+            "consumer %s failed on %s of case %s (%s), try %d of %d before it is set aside",
+            self.name,
+            envelope.type,
+            envelope.subject,
+            _describe(exc),
+            failures,
+            self._spec.poison_attempts,
             extra=ids,
         )
-        await self._dead(msg, reason)
-        await msg.term()
+        await _quietly(msg.nak(delay=min(self._spec.retry_max_seconds, 0.5 * failures)))
+
+    async def _set_aside(self, msg: Msg, reason: str, *, ids: dict[str, Any]) -> None:
+        """Record the message as a dead letter, durably, and only then stop its redelivery."""
+        seq = msg.metadata.sequence.stream
+        try:
+            await self._dead.record(stream_seq=seq, subject=msg.subject, body=msg.data, reason=reason)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            self._held_up(f"cannot record dead letter seq {seq}: {_describe(exc)}")
+            raise _HeldUp from exc
+        await _quietly(msg.term())
+        self._retry.failures_by_seq.pop(seq, None)
+        self.lag.dead_letters += 1
+        dead_lettered.add(1, {"consumer": self.name})
+        log.error(
+            "consumer %s set seq %d on %s aside as a dead letter: %s. Fix the cause, then "
+            "`python -m shared.deadletters replay --service %s --seq %d`",
+            self.name,
+            seq,
+            msg.subject,
+            reason,
+            self.name,
+            seq,
+            extra=ids,
+        )
+
+    def _held_up_by(self, exc: BaseException, envelope: Envelope, ids: dict[str, Any]) -> None:
+        first = self.lag.waiting_since is None
+        self._held_up(_describe(exc))
+        if first or self._retry.pause >= self._spec.retry_max_seconds:
+            log.warning(
+                "consumer %s is held up on %s of case %s: %s. Nothing is lost: it retries, pausing up to "
+                "%.0f s, until the dependency is back",
+                self.name,
+                envelope.type,
+                envelope.subject,
+                _describe(exc),
+                self._spec.retry_max_seconds,
+                extra=ids,
+            )
+
+    def _held_up(self, reason: str) -> None:
+        if self.lag.waiting_since is None:
+            self.lag.waiting_since = time.time()
+        self.lag.reason = reason
+
+    def _progressed(self) -> None:
+        if self.lag.waiting_since is not None:
+            log.info(
+                "consumer %s is moving again after %.0f s held up (%s)",
+                self.name,
+                time.time() - self.lag.waiting_since,
+                self.lag.reason,
+            )
+        self.lag.waiting_since, self.lag.reason = None, None
+        self._retry.reset()
+
+    async def _replay_if_asked(self) -> None:
+        now = time.monotonic()
+        if now - self._last_replay_check < self._spec.replay_poll_seconds:
+            return
+        self._last_replay_check = now
+        try:
+            requested = await self._dead.requested()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            return
+        for seq, body in requested:
+            await self.replay(seq, body)
+
+    async def replay(self, seq: int, body: bytes) -> None:
+        """Hand a dead letter to the handler again, as asked with `python -m shared.deadletters replay`."""
+        try:
+            envelope, data = parse(body)
+            await self._handler(envelope, data, seq)
+        except (Nak, _HeldUp) as exc:
+            log.info("consumer %s: replay of seq %d waits (%s)", self.name, seq, exc)
+            return
+        except Exception as exc:
+            if is_transient(exc):
+                return
+            await self._dead.failed_again(seq, _describe(exc))
+            log.error("consumer %s: replayed seq %d failed again: %s", self.name, seq, _describe(exc))
+            return
+        await self._dead.replayed(seq)
+        log.info("consumer %s replayed dead letter seq %d", self.name, seq)
+
+
+async def _quietly(action: Awaitable[None]) -> None:
+    """An ack, nak or term that cannot be sent (NATS away) is not worth failing over: JetStream redelivers
+    the message after its ack wait, and handling it again changes nothing."""
+    try:
+        await action
+    except Exception as exc:
+        log.debug("could not answer JetStream: %s", exc)

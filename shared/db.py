@@ -4,7 +4,8 @@ Each service owns one PostgreSQL schema (`intake`, `tracking`, ...). Its migrati
 `services/<name>/migrations/NNN_<what>.sql`, applied in order, once, under an advisory lock so that
 several replicas starting together do not race. Tables that several services need in the same shape
 (the event store and outbox of writers, the fold bookkeeping of readers) come from `shared/sql/` and
-are applied as migrations named `shared/<file>`.
+are applied as migrations named `shared/<file>`; a later change to such tables is a file
+`shared/sql/<name>.NNN-<what>.sql`, applied after `<name>.sql` wherever `<name>` is.
 """
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ async def migrate(
     pool: asyncpg.Pool, *, schema: str, directory: Path, shared: tuple[str, ...] = ()
 ) -> list[str]:
     """Apply the migrations not applied yet; return their names."""
-    files = [(f"shared/{name}", SHARED_SQL / f"{name}.sql") for name in shared]
+    files = []
+    for name in shared:
+        files.append((f"shared/{name}", SHARED_SQL / f"{name}.sql"))
+        files += [(f"shared/{path.stem}", path) for path in sorted(SHARED_SQL.glob(f"{name}.[0-9]*.sql"))]
     files += [(path.name, path) for path in sorted(directory.glob("*.sql"))]
     applied_now: list[str] = []
     async with pool.acquire() as conn:

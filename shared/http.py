@@ -263,7 +263,11 @@ ReadinessCheck = Callable[[], Awaitable[object]]
 
 
 def add_health_routes(
-    app: FastAPI, checks: Callable[[Request], dict[str, ReadinessCheck]], *, required: tuple[str, ...]
+    app: FastAPI,
+    checks: Callable[[Request], dict[str, ReadinessCheck]],
+    *,
+    required: tuple[str, ...],
+    lagging: Callable[[Request], dict[str, dict[str, object]]] | None = None,
 ) -> None:
     """`/healthz`: the process answers. `/readyz`: it can serve requests, i.e. the `required` checks pass.
 
@@ -286,5 +290,9 @@ def add_health_routes(
                 results[name] = f"unavailable: {exc or type(exc).__name__}"
         ready = all(results.get(name) == "ok" for name in required)
         degraded = sorted(name for name, result in results.items() if result != "ok")
-        body = {"ready": ready, "degraded": degraded, "checks": results}
+        body: dict[str, object] = {"ready": ready, "degraded": degraded, "checks": results}
+        # Consumers behind the stream (or held up by an outage) do not make the pod unready: it still
+        # answers from what it folded. They are named here, with how far behind they are.
+        if lagging is not None and (behind := lagging(request)):
+            body["lagging"] = behind
         return JSONResponse(body, status_code=200 if ready else 503)

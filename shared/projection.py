@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import asyncpg
-from nats.aio.msg import Msg
 
 from shared.bus import ConsumerSpec, PullConsumer
 from shared.events import ALL_CASES, Envelope, EventData
@@ -24,6 +23,8 @@ log = logging.getLogger(__name__)
 Change = Callable[[asyncpg.Connection], Awaitable[None]]
 # How a reader folds one event type: `apply(conn, envelope, data)`, inside the fold's transaction.
 Apply = Callable[[asyncpg.Connection, Envelope, Any], Awaitable[None]]
+# How a reader moves past an event of a type it does not know yet, inside the fold's transaction.
+UnknownApply = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
 
 
 async def fold(
@@ -49,21 +50,46 @@ async def fold(
     return bool(first_time)
 
 
-def dead_letter_recorder(
-    pool: asyncpg.Pool, *, schema: str, consumer: str
-) -> Callable[[Msg, str], Awaitable[None]]:
-    async def record(msg: Msg, reason: str) -> None:
-        await pool.execute(
-            f"INSERT INTO {schema}.dead_letters(stream_seq, subject, consumer, reason, body) "
-            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (stream_seq) DO UPDATE SET reason = EXCLUDED.reason",
-            msg.metadata.sequence.stream,
-            msg.subject,
-            consumer,
+class PostgresDeadLetters:
+    """A reader's dead letters, in its schema's `dead_letters` table (see `python -m shared.deadletters`)."""
+
+    def __init__(self, pool: asyncpg.Pool, *, schema: str, consumer: str) -> None:
+        self._pool, self._schema, self._consumer = pool, schema, consumer
+
+    async def record(self, *, stream_seq: int, subject: str, body: bytes, reason: str) -> None:
+        await self._pool.execute(
+            f"INSERT INTO {self._schema}.dead_letters(stream_seq, subject, consumer, reason, body) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (stream_seq) DO UPDATE SET reason = EXCLUDED.reason, "
+            "recorded_at = now(), replayed_at = NULL",
+            stream_seq,
+            subject,
+            self._consumer,
             reason,
-            msg.data,
+            body,
         )
 
-    return record
+    async def requested(self) -> list[tuple[int, bytes]]:
+        rows = await self._pool.fetch(
+            f"SELECT stream_seq, body FROM {self._schema}.dead_letters WHERE consumer = $1 "
+            "AND replay_requested_at IS NOT NULL AND replayed_at IS NULL ORDER BY stream_seq LIMIT 100",
+            self._consumer,
+        )
+        return [(r["stream_seq"], bytes(r["body"])) for r in rows]
+
+    async def replayed(self, stream_seq: int) -> None:
+        await self._pool.execute(
+            f"UPDATE {self._schema}.dead_letters SET replayed_at = now(), replay_requested_at = NULL "
+            "WHERE stream_seq = $1",
+            stream_seq,
+        )
+
+    async def failed_again(self, stream_seq: int, reason: str) -> None:
+        await self._pool.execute(
+            f"UPDATE {self._schema}.dead_letters SET reason = $2, replay_requested_at = NULL, "
+            "recorded_at = now() WHERE stream_seq = $1",
+            stream_seq,
+            f"replay failed: {reason}",
+        )
 
 
 async def reset(pool: asyncpg.Pool, *, schema: str, tables: tuple[str, ...]) -> None:
@@ -81,10 +107,14 @@ def folding_consumer(
     consumer: str,
     handlers: Mapping[type[EventData], Apply],
     filter_subjects: tuple[str, ...] = (ALL_CASES,),
+    unknown: UnknownApply | None = None,
 ) -> PullConsumer:
     """A durable consumer that folds each event with its handler, exactly once in effect.
 
-    Events with no handler are still recorded as folded, so the consumer's position tells how far it got.
+    Events with no handler, and events of a type this release does not know yet (a newer producer), are
+    still recorded as folded, so the consumer's position tells how far it got; `unknown(conn, envelope)`
+    lets a reader move past such an event (e.g. a case's version) in the same transaction. A rebuild folds
+    them for real once the reader knows their type.
     """
     pool = runtime.pool
 
@@ -110,9 +140,29 @@ def folding_consumer(
                 "folded %s", envelope.type, extra={"case_id": envelope.subject, "event_id": str(envelope.id)}
             )
 
-    return PullConsumer(
+    async def skip(envelope: Envelope, stream_seq: int) -> None:
+        async def change(conn: asyncpg.Connection) -> None:
+            if unknown is not None:
+                await unknown(conn, envelope)
+
+        await fold(
+            pool, schema=schema, consumer=consumer, event_id=envelope.id, stream_seq=stream_seq, change=change
+        )
+
+    settings = runtime.settings
+    pull = PullConsumer(
         runtime.js,
-        ConsumerSpec(durable=consumer, filter_subjects=filter_subjects),
+        ConsumerSpec(
+            durable=consumer,
+            filter_subjects=filter_subjects,
+            ack_wait_seconds=settings.consumer_ack_wait_seconds,
+            retry_max_seconds=settings.consumer_retry_max_seconds,
+            poison_attempts=settings.consumer_poison_attempts,
+            replay_poll_seconds=settings.dead_letter_replay_poll_seconds,
+        ),
         handle,
-        dead_letter_recorder(pool, schema=schema, consumer=consumer),
+        PostgresDeadLetters(pool, schema=schema, consumer=consumer),
+        on_unknown=skip,
     )
+    runtime.consumers.append(pull)
+    return pull

@@ -35,6 +35,7 @@ class Runtime:
     js: JetStreamContext
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
+    consumers: list[bus.PullConsumer] = field(default_factory=list)
 
     def start(self, coro: Coroutine[Any, Any, None], *, name: str) -> None:
         task = asyncio.create_task(coro, name=name)
@@ -48,6 +49,10 @@ class Runtime:
             await self.nc.flush(timeout=2)
 
         return {"postgresql": lambda: ping(self.pool), "nats": nats_check}
+
+    def lagging(self) -> dict[str, dict[str, object]]:
+        """The consumers that are behind the stream or held up, and by how much (for `/readyz`)."""
+        return {c.name: c.lag.public() for c in self.consumers if c.lag.pending or c.lag.waiting_since}
 
 
 async def stop_tasks(tasks: list[asyncio.Task[None]], *, patience: float = 10) -> None:

@@ -34,6 +34,19 @@ class ServiceSettings(BaseSettings):
     stream_replicas: int = Field(default=1, ge=1, le=5, validation_alias=AliasChoices("STREAM_REPLICAS"))
     db_pool_max: int = Field(default=10, ge=1, validation_alias=AliasChoices("DB_POOL_MAX"))
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("LOG_LEVEL"))
+    # Readers of the stream (shared/bus.py PullConsumer). Tests shorten these; the defaults suit production.
+    consumer_ack_wait_seconds: float = Field(
+        default=30, gt=0, validation_alias=AliasChoices("CONSUMER_ACK_WAIT_SECONDS")
+    )
+    consumer_retry_max_seconds: float = Field(
+        default=30, gt=0, validation_alias=AliasChoices("CONSUMER_RETRY_MAX_SECONDS")
+    )
+    consumer_poison_attempts: int = Field(
+        default=3, ge=1, validation_alias=AliasChoices("CONSUMER_POISON_ATTEMPTS")
+    )
+    dead_letter_replay_poll_seconds: float = Field(
+        default=2, gt=0, validation_alias=AliasChoices("DEAD_LETTER_REPLAY_POLL_SECONDS")
+    )
 
     @model_validator(mode="after")
     def _refuse_local_defaults_in_production(self) -> Self:

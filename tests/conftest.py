@@ -84,6 +84,22 @@ def env(pg_server: PostgresServer, nats_server: NatsServer) -> Env:
     return Env(database_url=url, nats_url=nats_server.url, pg=pg_server, nats=nats_server)
 
 
+@pytest.fixture
+def own_env(tmp_path: Path, nats_server: NatsServer) -> Iterator[Env]:
+    """Like `env`, on a PostgreSQL server of the test's own: for tests that take PostgreSQL down, so that
+    the session's server, and every later test, never depends on them bringing it back."""
+    server = PostgresServer(data=tmp_path / "own-pg").start()
+    try:
+        yield Env(
+            database_url=server.create_database("suivi"),
+            nats_url=nats_server.url,
+            pg=server,
+            nats=nats_server,
+        )
+    finally:
+        server.stop(mode="immediate")
+
+
 async def _client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app)

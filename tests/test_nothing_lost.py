@@ -10,6 +10,7 @@ import httpx
 import nats
 import pytest
 
+from devtools import dev_issuer
 from shared.events import STREAM
 from tests.builders import make_case
 from tests.conftest import Env
@@ -122,13 +123,14 @@ async def test_a_nats_restart_delays_events_but_loses_none(env: Env, tmp_path: P
         intake.stop(), tracking.stop()
 
 
-async def test_a_postgresql_restart_answers_503_then_recovers(env: Env, tmp_path: Path) -> None:
+async def test_a_postgresql_restart_answers_503_then_recovers(own_env: Env, tmp_path: Path) -> None:
+    env = own_env  # a server of its own: taking it down cannot take the rest of the suite down
     intake, tracking = _processes(env, tmp_path)
     intake.start(), tracking.start()
     try:
         async with httpx.AsyncClient(base_url=intake.url) as client:
             before, _ = await _submit(client, 10)
-            env.pg.stop()
+            env.pg.stop(mode="fast")  # every connection is cut at once: a real outage
             during, failed = await _submit(client, 3)
             assert (during, failed) == (set(), 3)
             env.pg.start()
@@ -192,3 +194,70 @@ async def test_a_malformed_message_is_set_aside_and_the_stream_goes_on(
     )
     assert dead[0]["subject"] == "case.permis-construire.not-a-case.submitted"
     assert "not a Suivi event envelope" in dead[0]["reason"]
+
+
+async def test_a_long_postgresql_outage_of_the_readers_loses_no_case(
+    env: Env, own_env: Env, issuer: Path, tmp_path: Path
+) -> None:
+    """intake keeps its own PostgreSQL; tracking's and workflow's is down far longer than the 12 deliveries
+    JetStream once allowed, while citizens keep submitting. Afterwards every case is in both, once."""
+    short = {
+        "CONSUMER_RETRY_MAX_SECONDS": "0.5",
+        "CONSUMER_ACK_WAIT_SECONDS": "5",
+        "CONSUMER_POISON_ATTEMPTS": "1",  # a transient failure taken for a bad message would show at once
+        "OIDC_ISSUER": dev_issuer.DEV_ISSUER,
+        "OIDC_JWKS_FILE": str(issuer / dev_issuer.JWKS_FILE),
+    }
+    readers = service_env(own_env.database_url, env.nats_url, **short)
+    intake = ServiceProcess(
+        "services.intake.app", env=service_env(env.database_url, env.nats_url), log_dir=tmp_path
+    )
+    tracking = ServiceProcess("services.tracking.app", env=readers, log_dir=tmp_path)
+    workflow = ServiceProcess("services.workflow.app", env=readers, log_dir=tmp_path)
+    for service in (intake, tracking, workflow):
+        service.start()
+    try:
+        async with httpx.AsyncClient(base_url=intake.url) as client:
+            before, _ = await _submit(client, 10)
+            await eventually(
+                lambda: scalar(own_env.database_url, "SELECT count(*) FROM tracking.cases"),
+                until=lambda n: n == 10,
+            )
+            own_env.pg.stop(mode="fast")
+            during: set[str] = set()
+            outage_ends = asyncio.get_running_loop().time() + 12
+            while asyncio.get_running_loop().time() < outage_ends:
+                acknowledged, failed = await _submit(client, 2)
+                assert failed == 0  # intake's own database is up: citizens are not turned away
+                during |= acknowledged
+                await asyncio.sleep(0.5)
+            ready = httpx.get(f"{tracking.url}/readyz", timeout=5)
+            assert ready.status_code == 503 and "tracking" in ready.json()["lagging"], ready.text
+            own_env.pg.start()
+            after, _ = await _submit(client, 5)
+        acknowledged = before | during | after
+        in_tracking = await eventually(
+            lambda: query(own_env.database_url, "SELECT case_id::text FROM tracking.cases"),
+            until=lambda rows: len(rows) >= len(acknowledged),
+            timeout=90,
+        )
+        in_workflow = await eventually(
+            lambda: query(own_env.database_url, "SELECT case_id::text FROM workflow.cases"),
+            until=lambda rows: len(rows) >= len(acknowledged),
+            timeout=60,
+        )
+        assert {r[0] for r in in_tracking} == acknowledged, "tracking lost or invented a case"
+        assert {r[0] for r in in_workflow} == acknowledged, "workflow did not open every case"
+        opened = "SELECT count(*) FROM workflow.events WHERE type = 'fr.suivi.case.opened.v1'"
+        assert await scalar(own_env.database_url, opened) == len(acknowledged)
+        for reader in ("tracking", "workflow"):
+            assert await scalar(own_env.database_url, f"SELECT count(*) FROM {reader}.dead_letters") == 0
+        assert len(during) >= 20
+        caught_up = await eventually(
+            lambda: asyncio.to_thread(lambda: httpx.get(f"{tracking.url}/readyz", timeout=5).json()),
+            until=lambda body: "lagging" not in body,
+        )
+        assert caught_up["ready"] is True
+    finally:
+        for service in (intake, tracking, workflow):
+            service.stop()

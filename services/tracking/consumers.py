@@ -24,4 +24,10 @@ HANDLERS: dict[type[EventData], Apply] = {
 
 
 def make_consumer(runtime: Runtime) -> PullConsumer:
-    return folding_consumer(runtime, schema=projection.SCHEMA, consumer=CONSUMER, handlers=HANDLERS)
+    return folding_consumer(
+        runtime,
+        schema=projection.SCHEMA,
+        consumer=CONSUMER,
+        handlers=HANDLERS,
+        unknown=projection.unknown_event,
+    )

@@ -18,7 +18,14 @@ from services.tracking.schemas import HistoryKind
 from shared.bus import Nak
 from shared.events import Envelope
 from shared.events.intake import CaseSubmitted, CitizenReplied
-from shared.events.workflow import CaseAssigned, CaseOpened, DeadlineApproaching, DeadlinePassed, StepChanged
+from shared.events.workflow import (
+    CaseAssigned,
+    CaseOpened,
+    DeadlineApproaching,
+    DeadlinePassed,
+    StepChanged,
+    WorkflowEvent,
+)
 
 SCHEMA = "tracking"
 TABLES = ("history", "cases")
@@ -118,6 +125,16 @@ async def citizen_replied(conn: asyncpg.Connection, envelope: Envelope, event: C
         kind=HistoryKind.CITIZEN_REPLIED,
         at=event.replied_at,
     )
+
+
+async def unknown_event(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    """An event of a type this release does not know (a newer workflow): if it is a workflow event, it still
+    moves the case's version on, so the events after it are not held up waiting for it."""
+    version = envelope.data.get("version")
+    if envelope.source != WorkflowEvent.source or not isinstance(version, int):
+        return
+    if await _next_workflow_event(conn, case_id=envelope.case_id, version=version) is not None:
+        await _bump(conn, case_id=envelope.case_id, version=version)
 
 
 async def _next_workflow_event(

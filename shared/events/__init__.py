@@ -59,6 +59,11 @@ class Envelope(BaseModel):
 class UnknownEvent(ValueError):
     """A message whose type this code base does not know (e.g. from a newer producer)."""
 
+    def __init__(self, message: str, *, envelope: Envelope | None = None) -> None:
+        super().__init__(message)
+        # The envelope is valid: a reader may still move its position or a case's version past it.
+        self.envelope = envelope
+
 
 class MalformedEvent(ValueError):
     """A message that is not a valid envelope or whose data does not match its declared type."""
@@ -133,7 +138,7 @@ def parse(body: bytes | str) -> tuple[Envelope, EventData]:
         payload = upcast(payload)
     cls = _REGISTRY.get(type_)
     if cls is None:
-        raise UnknownEvent(f"unknown event type {envelope.type}")
+        raise UnknownEvent(f"unknown event type {envelope.type}", envelope=envelope)
     try:
         data = cls.model_validate(payload)
     except ValidationError as exc:

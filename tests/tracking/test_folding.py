@@ -16,12 +16,13 @@ import nats
 import pytest
 from nats.js import JetStreamContext
 
+from services.tracking.app import create_app as create_tracking
 from shared import tracking_code
-from shared.events import STREAM, EventData, make_envelope, subject_for
+from shared.events import STREAM, Envelope, EventData, make_envelope, subject_for
 from shared.events.intake import CaseSubmitted
 from shared.events.workflow import CaseAssigned, CaseOpened, DeadlineApproaching, DeadlinePassed, StepChanged
 from tests.builders import make_case
-from tests.conftest import Env
+from tests.conftest import Env, _client, tracking_settings
 from tests.waiting import eventually, query, scalar
 
 PROCEDURE = "permis-construire"
@@ -272,3 +273,48 @@ async def test_a_tacit_decision_after_the_deadline_closes_the_case(
     ]
     french = await _view(tracking, code, lang="fr")
     assert french["history"][-2]["label"] == "Délai légal dépassé sans décision"
+
+
+async def test_an_event_type_from_a_newer_workflow_does_not_hold_up_the_ones_after_it(
+    intake: httpx.AsyncClient, tracking: httpx.AsyncClient, js: JetStreamContext, env: Env
+) -> None:
+    code, case_id, deadline = await submitted(intake, tracking)
+    workflow = Workflow(js, case_id, deadline)
+    await workflow.publish(workflow.opened())
+    # Version 2 is of a type this release of tracking does not know (a newer workflow published it).
+    newer = Envelope(
+        id=uuid.uuid4(),
+        source="suivi/workflow",
+        type="fr.suivi.case.escalated.v1",
+        subject=str(case_id),
+        time=workflow.at(2),
+        dataschema="https://suivi.example/schemas/events/fr.suivi.case.escalated.v1.json",
+        procedure=PROCEDURE,
+        data={"case_id": str(case_id), "version": 2, "to": "supervisor"},
+    )
+    await js.publish(f"case.{PROCEDURE}.{case_id}.escalated", newer.model_dump_json().encode(), stream=STREAM)
+    await workflow.publish(workflow.moved(3, "start-check", "received", "completeness-check"))
+
+    view = await seen(tracking, code, version=4)  # the submission, then workflow's versions 1 to 3
+    assert view["status"]["step"] == "completeness-check"
+    assert await scalar(env.database_url, "SELECT count(*) FROM tracking.dead_letters") == 0
+
+
+async def test_waiting_for_an_earlier_event_uses_up_no_delivery(
+    intake: httpx.AsyncClient, env: Env, issuer: Any
+) -> None:
+    # Short pauses, and a handler failure would be set aside at once: only waiting can keep it alive.
+    settings = tracking_settings(env, consumer_retry_max_seconds=0.1, consumer_poison_attempts=1)
+    async for tracking in _client(create_tracking(settings)):
+        code, case_id, deadline = await submitted(intake, tracking)
+        nc = await nats.connect(env.nats_url)
+        try:
+            workflow = Workflow(nc.jetstream(), case_id, deadline)
+            await workflow.publish(workflow.moved(2, "start-check", "received", "completeness-check"))
+            await asyncio.sleep(4)  # delivered far more than the 12 times JetStream once allowed
+            await workflow.publish(workflow.opened())
+            view = await seen(tracking, code, version=3)
+        finally:
+            await nc.close()
+    assert view["status"]["step"] == "completeness-check"
+    assert await scalar(env.database_url, "SELECT count(*) FROM tracking.dead_letters") == 0
