@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -210,11 +211,11 @@ class _HeldUp(Exception):
     """A transient failure on one message: the rest of the batch goes back to the stream, then a pause."""
 
 
-_LAGS: dict[str, Lag] = {}
+_RUNNING: weakref.WeakSet[PullConsumer] = weakref.WeakSet()
 
 
 def _observe_lags(options: CallbackOptions) -> list[Observation]:
-    return [Observation(lag.pending, {"consumer": name}) for name, lag in _LAGS.items()]
+    return [Observation(c.lag.pending, {"consumer": c.name}) for c in list(_RUNNING)]
 
 
 meter.create_observable_gauge(
@@ -245,7 +246,8 @@ class PullConsumer:
         self._stopping = asyncio.Event()
         self._retry = _Retry(cap=spec.retry_max_seconds)
         self._last_replay_check = 0.0
-        self.lag = _LAGS.setdefault(spec.durable, Lag())
+        self.lag = Lag()
+        _RUNNING.add(self)
 
     @property
     def name(self) -> str:
