@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import httpx
 import nats
+import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -81,3 +83,24 @@ async def test_spans_never_carry_a_tracking_code(
     recorded = " ".join(f"{s.name} {dict(s.attributes or {})}" for s in spans.get_finished_spans())
     assert "/v1/track/{code}" in recorded
     assert code not in recorded and code.replace("-", "") not in recorded
+
+
+async def test_a_failed_insert_leaves_no_form_data_in_postgresqls_log(env: Env) -> None:
+    conn = await asyncpg.connect(env.database_url)
+    try:
+        await conn.execute(
+            "CREATE TABLE applicants_probe (name text CHECK (length(name) < 5), email text NOT NULL)"
+        )
+        for args in (("Quintanilla-Boudou", "zelie.qb@exemple.fr"), ("Zélie", None)):
+            with pytest.raises(asyncpg.IntegrityConstraintViolationError):
+                await conn.execute("INSERT INTO applicants_probe VALUES ($1, $2)", *args)
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await conn.execute(
+                "CREATE UNIQUE INDEX ON applicants_probe (name); INSERT INTO applicants_probe VALUES ('Zé', 'x'), ('Zé', 'y')"
+            )
+    finally:
+        await conn.close()
+    log = (env.pg.data / "server.log").read_text(errors="replace")
+    assert "applicants_probe" in log or "violates" in log, "the failures were not logged at all"
+    for word in ("Quintanilla", "zelie.qb", "Zélie", "Failing row", "(name)=(Zé)"):
+        assert word not in log
