@@ -386,10 +386,12 @@ class PullConsumer:
                 await _quietly(msg.nak(delay=1))
                 return
             except Exception as failure:
+                ids = {"case_id": exc.envelope.subject, "event_id": str(exc.envelope.id), "stream_seq": seq}
                 if is_transient(failure):
-                    self._held_up(f"{_describe(failure)} while skipping seq {seq}")
+                    self._held_up_by(failure, exc.envelope, ids)
                     raise _HeldUp from failure
-                raise
+                await self._failed(msg, failure, exc.envelope, ids)
+                return
         log.info("consumer %s skips seq %d: %s (a newer producer's event)", self.name, seq, exc)
         await self._acknowledge(msg, seq)
 
@@ -417,10 +419,11 @@ class PullConsumer:
         seq = msg.metadata.sequence.stream
         try:
             await self._dead.record(stream_seq=seq, subject=msg.subject, body=msg.data, reason=reason)
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
+        except Exception as exc:  # not recorded: it must not be terminated, so it waits like an outage
             self._held_up(f"cannot record dead letter seq {seq}: {_describe(exc)}")
+            log.error(
+                "consumer %s cannot record seq %d as a dead letter (%s); keeping it", self.name, seq, exc
+            )
             raise _HeldUp from exc
         await _quietly(msg.term())
         self._retry.failures_by_seq.pop(seq, None)

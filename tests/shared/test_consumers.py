@@ -12,7 +12,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
+import httpx
 import nats
+import nats.errors
+import pytest
 from asgi_lifespan import LifespanManager
 from nats.js.api import AckPolicy, ConsumerConfig
 
@@ -162,3 +166,25 @@ async def test_a_consumer_left_by_an_older_release_gets_this_releases_configurat
         await nc.close()
     assert set(info.config.filter_subjects or []) == set(subjects_of(CaseSubmitted, CitizenReplied))
     assert info.config.max_deliver == -1
+
+
+@pytest.mark.parametrize(
+    ("failure", "transient"),
+    [
+        (ConnectionRefusedError("PostgreSQL is not listening"), True),
+        (asyncpg.CannotConnectNowError("the database system is starting up"), True),
+        (asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"), True),
+        (asyncpg.DeadlockDetectedError("deadlock detected"), True),
+        (asyncpg.QueryCanceledError("canceling statement due to statement timeout"), True),
+        (TimeoutError(), True),
+        (nats.errors.ConnectionClosedError(), True),
+        (httpx.ConnectError("intake is unreachable"), True),
+        (bus.Transient("the SMTP server is away"), True),
+        (LookupError("procedure permis-construire v9 is not in workflow's catalogue"), False),
+        (asyncpg.UniqueViolationError("duplicate key"), False),
+        (ValueError("badly formed hexadecimal UUID string"), False),
+        (KeyError("step"), False),
+    ],
+)
+def test_only_a_failure_of_a_dependency_counts_as_transient(failure: Exception, transient: bool) -> None:
+    assert bus.is_transient(failure) is transient
