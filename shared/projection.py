@@ -7,16 +7,20 @@ itself already folded and changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import asyncpg
+from nats.js.errors import NotFoundError
 
-from shared.bus import ConsumerSpec, PullConsumer
-from shared.events import ALL_CASES, Envelope, EventData
+from shared.bus import ConsumerSpec, Nak, PullConsumer, connect
+from shared.db import create_pool
+from shared.events import ALL_CASES, STREAM, Envelope, EventData
 from shared.runtime import Runtime
+from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +96,53 @@ class PostgresDeadLetters:
         )
 
 
+async def next_workflow_event(
+    conn: asyncpg.Connection, *, table: str, case_id: uuid.UUID, version: int
+) -> asyncpg.Record | None:
+    """A reader's row of the case, locked until the fold commits, if a workflow event of `version` is the
+    next one to apply; None if it was applied already. `Nak` (fold it later) if its predecessor or the case
+    is not folded yet. `table` has the columns `case_id` and `workflow_version`.
+
+    workflow's events carry the case's version (CaseOpened is 1, then one more per event) and a reader
+    applies them strictly in that order, whatever order they arrive in: with several replicas and
+    redeliveries, an event may come before its predecessor, or before the case itself."""
+    # The lock makes replicas folding two events of one case take turns, so both see the version move.
+    case = await conn.fetchrow(f"SELECT * FROM {table} WHERE case_id = $1 FOR UPDATE", case_id)
+    if case is None:
+        raise Nak("the case is not folded yet")
+    if version <= case["workflow_version"]:
+        return None
+    if version > case["workflow_version"] + 1:
+        raise Nak(f"workflow version {case['workflow_version'] + 1} of the case is not folded yet")
+    return case
+
+
+def is_workflow_event(envelope: Envelope) -> bool:
+    """Whether an event (maybe of a type this release does not know) is one of workflow's, with a version."""
+    return envelope.source == "suivi/workflow" and isinstance(envelope.data.get("version"), int)
+
+
 async def reset(pool: asyncpg.Pool, *, schema: str, tables: tuple[str, ...]) -> None:
     """Empty a projection's tables and bookkeeping, to fold the stream again from the start."""
     names = ", ".join(
         f"{schema}.{t}" for t in (*tables, "folded_events", "consumer_positions", "dead_letters")
     )
     await pool.execute(f"TRUNCATE {names}")
+
+
+async def rebuild(settings: ServiceSettings, *, schema: str, consumer: str, tables: tuple[str, ...]) -> None:
+    """Empty a reader's read model and delete its durable consumer: started again, the reader folds the
+    whole stream from its first event. Every replica of the reader must be stopped first."""
+    pool = await create_pool(settings.database_url, max_size=1)
+    nc = await connect(settings.nats_url, name=f"{consumer}-rebuild")
+    try:
+        with contextlib.suppress(NotFoundError):
+            await nc.jetstream().delete_consumer(STREAM, consumer)
+        await reset(pool, schema=schema, tables=tables)
+    finally:
+        await nc.close()
+        await pool.close()
+    log.warning("%s's read model is empty; start %s to fold the stream again", schema, consumer)
 
 
 def folding_consumer(

@@ -1,10 +1,8 @@
 """tracking's read-model writes: one function per event it folds (called from `consumers.py`).
 
-workflow's events carry the workflow's version of the case (CaseOpened is 1, then one more per event) and
-are applied strictly in that order, whatever order they arrive in: with several replicas and redeliveries,
-an event may come before its predecessor, or before the case itself. Such an event is not folded yet
-(`Nak`: the whole fold transaction rolls back, so it is not recorded as folded) and comes back later; an
-event at or below the version reached is a duplicate and changes nothing.
+workflow's events are applied strictly in the case's version order (`shared.projection.next_workflow_event`):
+one that comes before its predecessor is not folded yet (`Nak`: the whole fold transaction rolls back) and
+comes back later; one at or below the version reached is a duplicate and changes nothing.
 """
 
 from __future__ import annotations
@@ -24,8 +22,8 @@ from shared.events.workflow import (
     DeadlineApproaching,
     DeadlinePassed,
     StepChanged,
-    WorkflowEvent,
 )
+from shared.projection import is_workflow_event, next_workflow_event
 
 SCHEMA = "tracking"
 TABLES = ("history", "cases")
@@ -130,9 +128,9 @@ async def citizen_replied(conn: asyncpg.Connection, envelope: Envelope, event: C
 async def unknown_event(conn: asyncpg.Connection, envelope: Envelope) -> None:
     """An event of a type this release does not know (a newer workflow): if it is a workflow event, it still
     moves the case's version on, so the events after it are not held up waiting for it."""
-    version = envelope.data.get("version")
-    if envelope.source != WorkflowEvent.source or not isinstance(version, int):
+    if not is_workflow_event(envelope):
         return
+    version = envelope.data["version"]
     if await _next_workflow_event(conn, case_id=envelope.case_id, version=version) is not None:
         await _bump(conn, case_id=envelope.case_id, version=version)
 
@@ -140,19 +138,7 @@ async def unknown_event(conn: asyncpg.Connection, envelope: Envelope) -> None:
 async def _next_workflow_event(
     conn: asyncpg.Connection, *, case_id: uuid.UUID, version: int
 ) -> asyncpg.Record | None:
-    """The case, locked until the fold commits, if a workflow event of `version` is the next one to apply;
-    None if it was applied already. Nak (fold it later) if its predecessor or the case is not folded yet."""
-    # The lock makes replicas folding two events of one case take turns, so both see the version move.
-    case = await conn.fetchrow(
-        "SELECT step, workflow_version FROM tracking.cases WHERE case_id = $1 FOR UPDATE", case_id
-    )
-    if case is None:
-        raise Nak("the case is not folded yet")
-    if version <= case["workflow_version"]:
-        return None
-    if version > case["workflow_version"] + 1:
-        raise Nak(f"workflow version {case['workflow_version'] + 1} of the case is not folded yet")
-    return case
+    return await next_workflow_event(conn, table="tracking.cases", case_id=case_id, version=version)
 
 
 async def _bump(conn: asyncpg.Connection, *, case_id: uuid.UUID, version: int) -> None:
