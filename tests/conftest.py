@@ -24,6 +24,8 @@ from devtools import dev_issuer
 from devtools.servers import NatsServer, PostgresServer
 from services.intake.app import create_app as create_intake
 from services.intake.settings import IntakeSettings
+from services.stats.app import create_app as create_stats
+from services.stats.settings import StatsSettings
 from services.tracking.app import create_app as create_tracking
 from services.tracking.settings import TrackingSettings
 from services.workflow.app import create_app as create_workflow
@@ -128,6 +130,18 @@ async def intake(env: Env) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def tracking(env: Env) -> AsyncIterator[httpx.AsyncClient]:
     async for client in _client(create_tracking(tracking_settings(env))):
+        yield client
+
+
+def stats_settings(env: Env, **overrides: Any) -> StatsSettings:
+    return StatsSettings(
+        database_url=env.database_url, nats_url=env.nats_url, environment="test", **overrides
+    )
+
+
+@pytest.fixture
+async def stats(env: Env) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in _client(create_stats(stats_settings(env))):
         yield client
 
 

@@ -1,0 +1,118 @@
+"""stats' JSON API: waiting times and volumes per procedure and month, published for anyone."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from services.stats import domain, queries
+from services.stats.report import Figures, Period, periods
+from services.stats.schemas import Method, ProcedureList, ProcedureSeries, ProcedureSummary
+from services.stats.settings import StatsSettings
+from shared.deps import CatalogueDep, Pool
+from shared.http import ApiError, Lang
+from shared.i18n import translate
+from shared.procedures import Procedure
+
+router = APIRouter(prefix="/v1/stats")
+MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
+Month = Annotated[str | None, Query(pattern=MONTH, description="YYYY-MM", examples=["2026-03"])]
+
+
+def method(lang: str, threshold: int) -> Method:
+    def text(key: str, **params: object) -> str:
+        return translate(f"stats.method.{key}", lang, **params)
+
+    return Method(
+        clocks={"elapsed": text("elapsed"), "legal": text("legal")},
+        percentiles=text("percentiles"),
+        months=text("months"),
+        backlog=text("backlog"),
+        suppression_threshold=threshold,
+        suppression=text("suppression", threshold=threshold),
+    )
+
+
+def _month(text: str) -> date:
+    return date(int(text[:4]), int(text[5:7]), 1)
+
+
+def _procedure(catalogue: CatalogueDep, code: str) -> Procedure:
+    procedure = catalogue.latest(code)
+    if procedure is None:
+        raise ApiError(
+            "error.unknown_procedure", status=404, code=code, available=", ".join(catalogue.codes())
+        )
+    return procedure
+
+
+def _deadline(procedure: Procedure) -> dict[str, int] | None:
+    rule = procedure.legal_deadline
+    return {"months": rule.months, "days": rule.days} if rule else None
+
+
+@router.get("/procedures", response_model=ProcedureList)
+async def list_procedures(request: Request, pool: Pool, catalogue: CatalogueDep, lang: Lang) -> ProcedureList:
+    """Every procedure with its figures of the last 12 months and of the month under way."""
+    settings: StatsSettings = request.app.state.settings
+    now = datetime.now(UTC)
+    this_month = domain.month_of(now)
+    months = domain.months_between(date(this_month.year - 1, this_month.month, 1), this_month)[1:]
+    summaries = []
+    for code in catalogue.codes():
+        procedure = _procedure(catalogue, code)
+        data = await queries.aggregates(pool, procedure=code, first=months[0], last=months[-1], district="")
+        figures = Figures(data, threshold=settings.suppression_threshold, now=now)
+        last_12 = Period(
+            f"{domain.period_of(months[0], 'month')}/{domain.period_of(months[-1], 'month')}", months
+        )
+        summaries.append(
+            ProcedureSummary(
+                procedure=code,
+                title=procedure.title.in_(lang),
+                legal_deadline=_deadline(procedure),
+                last_12_months=figures.period(last_12),
+                latest_month=figures.period(periods([this_month], "month")[0]),
+            )
+        )
+    return ProcedureList(method=method(lang, settings.suppression_threshold), procedures=summaries)
+
+
+@router.get("/procedures/{code}", response_model=ProcedureSeries)
+async def procedure_series(
+    code: str,
+    request: Request,
+    pool: Pool,
+    catalogue: CatalogueDep,
+    lang: Lang,
+    from_: Annotated[
+        str | None, Query(alias="from", pattern=MONTH, description="first month, YYYY-MM")
+    ] = None,
+    to: Month = None,
+    district: Annotated[str | None, Query(max_length=60)] = None,
+    period: Annotated[str, Query(pattern="^(month|quarter|year)$")] = "month",
+) -> ProcedureSeries:
+    """The series of one procedure, month by month (or by quarter or year), each figure with its n."""
+    settings: StatsSettings = request.app.state.settings
+    procedure = _procedure(catalogue, code)
+    now = datetime.now(UTC)
+    last = _month(to) if to else domain.month_of(now)
+    first = _month(from_) if from_ else (await queries.first_month(pool, code) or last)
+    if first > last:
+        raise ApiError("stats.bad_range", status=422, from_=from_ or first, to=to or last)
+    months = domain.months_between(first, last)[-240:]
+    data = await queries.aggregates(
+        pool, procedure=code, first=months[0], last=months[-1], district=district or ""
+    )
+    figures = Figures(data, threshold=settings.suppression_threshold, now=now)
+    return ProcedureSeries(
+        procedure=code,
+        title=procedure.title.in_(lang),
+        district=district,
+        period=period,
+        legal_deadline=_deadline(procedure),
+        method=method(lang, settings.suppression_threshold),
+        series=[figures.period(p) for p in periods(months, period)],
+    )

@@ -1,0 +1,35 @@
+"""stats: how long procedures really take here, folded from the stream and published as JSON, open data
+and a dashboard.
+
+It folds case events into pre-aggregated figures (`consumers.py`, `projection.py`).
+Run alone: `uvicorn services.stats.app:create_app --factory --port 8004`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.stats.api import router
+from services.stats.consumers import make_consumer
+from services.stats.settings import StatsSettings
+from shared.app import build_app
+from shared.runtime import Runtime
+
+
+async def _start_consumer(app: FastAPI, runtime: Runtime) -> None:
+    runtime.start(make_consumer(runtime).run(), name="stats-consumer")
+
+
+def create_app(settings: StatsSettings | None = None) -> FastAPI:
+    settings = settings or StatsSettings()
+    return build_app(
+        service="stats",
+        title="Suivi stats",
+        settings=settings,
+        migrations=Path(__file__).parent / "migrations",
+        shared_sql=("projection",),
+        routers=[router],
+        on_start=_start_consumer,
+    )

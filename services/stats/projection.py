@@ -1,0 +1,159 @@
+"""stats' read-model writes: one function per event it folds (called from `consumers.py`).
+
+Each case row keeps what its durations need; each fold adds the case's contribution to the aggregates of
+its procedure × month × district (and of every district together, district ''). workflow's events are
+applied in the case's version order (`shared.projection.next_workflow_event`), once each.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+import asyncpg
+
+from services.stats import domain
+from shared.events import Envelope
+from shared.events.intake import CaseSubmitted
+from shared.events.workflow import StepChanged, WorkflowEvent
+from shared.procedures import CITY_TIMEZONE
+from shared.projection import is_workflow_event, next_workflow_event
+
+SCHEMA = "stats"
+TABLES = ("cases", "counts", "bins", "sums")
+CASES = "stats.cases"
+
+
+async def case_submitted(conn: asyncpg.Connection, envelope: Envelope, event: CaseSubmitted) -> None:
+    district = str(event.facts.get("district") or "")
+    inserted = await conn.fetchval(
+        "INSERT INTO stats.cases(case_id, procedure, district, channel, submitted_at, legal_deadline, step, "
+        "step_since) VALUES ($1, $2, $3, $4, $5, $6, $7, $5) ON CONFLICT (case_id) DO NOTHING RETURNING true",
+        event.case_id,
+        event.procedure,
+        district,
+        event.channel,
+        event.submitted_at,
+        event.legal_deadline,
+        event.first_step,
+    )
+    if not inserted:
+        return
+    cell = _Cell(event.procedure, district)
+    month = domain.month_of(event.submitted_at)
+    await cell.count(conn, month, "submitted")
+    await cell.count(conn, month, f"channel:{event.channel}")
+
+
+async def workflow_event(conn: asyncpg.Connection, envelope: Envelope, event: WorkflowEvent) -> None:
+    """Any workflow event but a step change only moves the case's version on."""
+    if await next_workflow_event(conn, table=CASES, case_id=event.case_id, version=event.version):
+        await _bump(conn, event.case_id, event.version)
+
+
+async def unknown_event(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    """A workflow event of a type this release does not know yet still moves the case's version on."""
+    if is_workflow_event(envelope):
+        version = envelope.data["version"]
+        if await next_workflow_event(conn, table=CASES, case_id=envelope.case_id, version=version):
+            await _bump(conn, envelope.case_id, version)
+
+
+async def step_changed(conn: asyncpg.Connection, envelope: Envelope, event: StepChanged) -> None:
+    case = await next_workflow_event(conn, table=CASES, case_id=event.case_id, version=event.version)
+    if case is None:
+        return
+    cell = _Cell(case["procedure"], case["district"])
+    await cell.duration(
+        conn, domain.month_of(event.at), f"step:{event.from_step}", _seconds(case["step_since"], event.at)
+    )
+    paused_since, paused_seconds = case["paused_since"], case["paused_seconds"]
+    if paused_since is not None and (not event.clock_paused or event.outcome):
+        paused_seconds += _seconds(paused_since, event.at)
+        paused_since = None
+    elif paused_since is None and event.clock_paused and not event.outcome:
+        paused_since = event.at
+    decision = domain.decision_of(event.outcome, tacit=event.tacit) if event.outcome else None
+    await conn.execute(
+        "UPDATE stats.cases SET workflow_version = $2, step = $3, step_since = $4, paused_since = $5, "
+        "paused_seconds = $6, legal_deadline = $7, decided_at = $8, decision = $9 WHERE case_id = $1",
+        event.case_id,
+        event.version,
+        event.to_step,
+        event.at,
+        paused_since,
+        paused_seconds,
+        event.legal_deadline,
+        event.at if decision else None,
+        decision,
+    )
+    if decision is not None:
+        await _decided(conn, cell, case, event, decision, paused_seconds)
+
+
+async def _decided(
+    conn: asyncpg.Connection,
+    cell: _Cell,
+    case: asyncpg.Record,
+    event: StepChanged,
+    decision: domain.Decision,
+    paused_seconds: float,
+) -> None:
+    month, submitted_at = domain.month_of(event.at), case["submitted_at"]
+    await cell.count(conn, month, f"decided:{decision}")
+    if decision.is_decision:
+        elapsed = _seconds(submitted_at, event.at)
+        await cell.duration(conn, month, "elapsed", elapsed)
+        await cell.duration(conn, month, "legal", max(0.0, elapsed - paused_seconds))
+        if event.legal_deadline is not None:
+            await cell.count(conn, month, "deadline:known")
+            if event.at.astimezone(CITY_TIMEZONE).date() <= event.legal_deadline:
+                await cell.count(conn, month, "deadline:met")
+    # The case was open at the end of every month it crossed: its age then joins those months' backlog.
+    for crossed in domain.month_ends_crossed(submitted_at, event.at):
+        await cell.count(conn, crossed, "open_at_end")
+        await cell.duration(
+            conn, crossed, "backlog_age", _seconds(submitted_at, domain.month_end(crossed)), with_sum=False
+        )
+
+
+async def _bump(conn: asyncpg.Connection, case_id: uuid.UUID, version: int) -> None:
+    await conn.execute("UPDATE stats.cases SET workflow_version = $2 WHERE case_id = $1", case_id, version)
+
+
+def _seconds(start: datetime, end: datetime) -> float:
+    return max(0.0, (end - start).total_seconds())
+
+
+class _Cell:
+    """The aggregates one case adds to: its district's and every district's together."""
+
+    def __init__(self, procedure: str, district: str) -> None:
+        self.procedure = procedure
+        self.districts = ("", district) if district else ("",)
+
+    async def count(self, conn: asyncpg.Connection, month: date, measure: str) -> None:
+        await conn.executemany(
+            "INSERT INTO stats.counts(procedure, month, district, measure, n) VALUES ($1, $2, $3, $4, 1) "
+            "ON CONFLICT (procedure, month, district, measure) DO UPDATE SET n = stats.counts.n + 1",
+            [(self.procedure, month, d, measure) for d in self.districts],
+        )
+
+    async def duration(
+        self, conn: asyncpg.Connection, month: date, measure: str, seconds: float, *, with_sum: bool = True
+    ) -> None:
+        await conn.executemany(
+            "INSERT INTO stats.bins(procedure, month, district, measure, bin, n) VALUES ($1, $2, $3, $4, $5, 1) "
+            "ON CONFLICT (procedure, month, district, measure, bin) DO UPDATE SET n = stats.bins.n + 1",
+            [(self.procedure, month, d, measure, domain.bin_of(seconds)) for d in self.districts],
+        )
+        if with_sum:
+            await self.add(conn, month, measure, seconds)
+
+    async def add(self, conn: asyncpg.Connection, month: date, measure: str, value: float) -> None:
+        await conn.executemany(
+            "INSERT INTO stats.sums(procedure, month, district, measure, n, total) "
+            "VALUES ($1, $2, $3, $4, 1, $5) ON CONFLICT (procedure, month, district, measure) "
+            "DO UPDATE SET n = stats.sums.n + 1, total = stats.sums.total + EXCLUDED.total",
+            [(self.procedure, month, d, measure, value) for d in self.districts],
+        )
