@@ -238,3 +238,33 @@ async def test_a_redelivery_and_a_rebuild_change_nothing(
         assert (await rebuilt.get(url, params=params)).json() == before
     assert await scalar(env.database_url, counts) == total
     assert await query(env.database_url, "SELECT * FROM stats.dead_letters") == []
+
+
+async def test_every_procedure_is_listed_with_its_method_in_the_readers_language(
+    stats: httpx.AsyncClient,
+) -> None:
+    english = (await stats.get("/v1/stats/procedures", params={"lang": "en"})).json()
+    french = (await stats.get("/v1/stats/procedures", headers={"Accept-Language": "fr-FR"})).json()
+    assert [p["procedure"] for p in english["procedures"]] == [p["procedure"] for p in french["procedures"]]
+    assert len(english["procedures"]) == 5
+    permit = next(p for p in english["procedures"] if p["procedure"] == PROCEDURE)
+    assert permit["legal_deadline"] == {"months": 2, "days": 0}  # two months in French law
+    assert permit["last_12_months"]["submitted"] == {"n": 0, "suppressed": False}
+    for body, word in ((english, "Median"), (french, "Médiane")):
+        method = body["method"]
+        assert word in method["percentiles"] and "stats.method" not in str(method)
+    assert "5" in english["method"]["suppression"]
+
+
+async def test_a_bad_month_or_range_or_procedure_is_a_clear_4xx(stats: httpx.AsyncClient) -> None:
+    bad_month = await stats.get(f"/v1/stats/procedures/{PROCEDURE}", params={"from": "2026-13"})
+    assert bad_month.status_code == 422 and bad_month.json()["errors"][0]["field"] == "from"
+    backwards = await stats.get(
+        f"/v1/stats/procedures/{PROCEDURE}", params={"from": "2026-05", "to": "2026-03", "lang": "en"}
+    )
+    assert (
+        backwards.status_code == 422
+        and "ends (2026-03) before it starts (2026-05)" in backwards.json()["detail"]
+    )
+    unknown = await stats.get("/v1/stats/procedures/permis-de-voler", params={"lang": "en"})
+    assert unknown.status_code == 404 and "permis-construire" in unknown.json()["detail"]
