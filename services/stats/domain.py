@@ -45,6 +45,11 @@ def decision_of(outcome: str, *, tacit: bool) -> Decision:
     return Decision.CLOSED
 
 
+def imported_decision(outcome: str) -> Decision:
+    """The outcome of a case imported from a former system (`withdrawn` is closed without a decision)."""
+    return Decision.CLOSED if outcome == "withdrawn" else Decision(outcome)
+
+
 def bin_of(seconds: float) -> int:
     return int(MAPPING.key(max(seconds, MIN_SECONDS)))
 

@@ -14,7 +14,7 @@ import asyncpg
 
 from services.stats import domain
 from shared.events import Envelope
-from shared.events.intake import CaseSubmitted
+from shared.events.intake import CaseImported, CaseSubmitted
 from shared.events.workflow import StepChanged, WorkflowEvent
 from shared.procedures import CITY_TIMEZONE
 from shared.projection import is_workflow_event, next_workflow_event
@@ -88,29 +88,84 @@ async def step_changed(conn: asyncpg.Connection, envelope: Envelope, event: Step
         decision,
     )
     if decision is not None:
-        await _decided(conn, cell, case, event, decision, paused_seconds)
+        await _decided(
+            conn,
+            cell,
+            submitted_at=case["submitted_at"],
+            at=event.at,
+            decision=decision,
+            paused_seconds=paused_seconds,
+            legal_deadline=event.legal_deadline,
+        )
+
+
+async def case_imported(conn: asyncpg.Connection, envelope: Envelope, event: CaseImported) -> None:
+    """A past case from the city's former system: the same figures as a live one, from its timeline."""
+    submitted_at, last = event.timeline[0].at, event.timeline[-1]
+    paused_seconds, paused_since = 0.0, None
+    for entry in event.timeline:
+        if entry.event == "waiting-for-citizen":
+            paused_since = entry.at
+        elif paused_since is not None:
+            paused_seconds, paused_since = paused_seconds + _seconds(paused_since, entry.at), None
+    decision = domain.imported_decision(last.outcome) if last.outcome else None
+    district = str(event.facts.get("district") or "")
+    inserted = await conn.fetchval(
+        "INSERT INTO stats.cases(case_id, procedure, district, channel, submitted_at, legal_deadline, step, "
+        "step_since, paused_since, paused_seconds, decided_at, decision) "
+        "VALUES ($1, $2, $3, $4, $5, $6, 'imported', $7, $8, $9, $10, $11) "
+        "ON CONFLICT (case_id) DO NOTHING RETURNING true",
+        event.case_id,
+        event.procedure,
+        district,
+        event.channel,
+        submitted_at,
+        event.legal_deadline,
+        last.at,
+        paused_since,
+        paused_seconds,
+        last.at if decision else None,
+        decision,
+    )
+    if not inserted:
+        return
+    cell, month = _Cell(event.procedure, district), domain.month_of(submitted_at)
+    await cell.count(conn, month, "submitted")
+    await cell.count(conn, month, f"channel:{event.channel}")
+    if decision is not None:
+        await _decided(
+            conn,
+            cell,
+            submitted_at=submitted_at,
+            at=last.at,
+            decision=decision,
+            paused_seconds=paused_seconds,
+            legal_deadline=event.legal_deadline,
+        )
 
 
 async def _decided(
     conn: asyncpg.Connection,
     cell: _Cell,
-    case: asyncpg.Record,
-    event: StepChanged,
+    *,
+    submitted_at: datetime,
+    at: datetime,
     decision: domain.Decision,
     paused_seconds: float,
+    legal_deadline: date | None,
 ) -> None:
-    month, submitted_at = domain.month_of(event.at), case["submitted_at"]
+    month = domain.month_of(at)
     await cell.count(conn, month, f"decided:{decision}")
     if decision.is_decision:
-        elapsed = _seconds(submitted_at, event.at)
+        elapsed = _seconds(submitted_at, at)
         await cell.duration(conn, month, "elapsed", elapsed)
         await cell.duration(conn, month, "legal", max(0.0, elapsed - paused_seconds))
-        if event.legal_deadline is not None:
+        if legal_deadline is not None:
             await cell.count(conn, month, "deadline:known")
-            if event.at.astimezone(CITY_TIMEZONE).date() <= event.legal_deadline:
+            if at.astimezone(CITY_TIMEZONE).date() <= legal_deadline:
                 await cell.count(conn, month, "deadline:met")
     # The case was open at the end of every month it crossed: its age then joins those months' backlog.
-    for crossed in domain.month_ends_crossed(submitted_at, event.at):
+    for crossed in domain.month_ends_crossed(submitted_at, at):
         await cell.count(conn, crossed, "open_at_end")
         await cell.duration(
             conn, crossed, "backlog_age", _seconds(submitted_at, domain.month_end(crossed)), with_sum=False

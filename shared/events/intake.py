@@ -9,6 +9,8 @@ import uuid
 from datetime import date, datetime
 from typing import ClassVar, Literal
 
+from pydantic import BaseModel, ConfigDict
+
 from shared.events import EventData, register
 
 Channel = Literal["web", "counter", "phone", "mail"]
@@ -52,3 +54,38 @@ class CitizenReplied(EventData):
     reply_id: uuid.UUID
     documents: int
     replied_at: datetime
+
+
+ImportedStep = Literal["submitted", "waiting-for-citizen", "citizen-replied", "decided"]
+ImportedOutcome = Literal["accepted", "rejected", "tacit-acceptance", "tacit-rejection", "withdrawn"]
+
+
+class TimelineEntry(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    at: datetime
+    event: ImportedStep
+    outcome: ImportedOutcome | None = None
+
+
+@register
+class CaseImported(EventData):
+    """A past case brought from the city's former system, so that its statistics are published from day one.
+
+    Marked as imported by its type: no tracking code, no personal data, no steps of a Suivi procedure;
+    its dated timeline only (submitted, waiting for the citizen and their reply, decided). workflow does not
+    open it; stats folds it like a live case.
+    """
+
+    type: ClassVar[str] = "fr.suivi.case.imported.v1"
+    name: ClassVar[str] = "imported"
+    source: ClassVar[str] = "suivi/intake"
+
+    case_id: uuid.UUID
+    procedure: str
+    procedure_version: int
+    service: str
+    channel: Channel
+    # The legal deadline once the time spent waiting for the citizen is added (where the clock stops).
+    legal_deadline: date | None
+    facts: dict[str, str | int | float | bool | None]
+    timeline: tuple[TimelineEntry, ...]

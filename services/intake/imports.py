@@ -1,0 +1,277 @@
+"""Historical import: a city moving to Suivi brings its past cases, so their statistics are published from
+day one.
+
+    python -m services.intake.imports FILE.jsonl      (DATABASE_URL: intake's database)
+
+One past case per line (JSON Lines):
+
+    {"reference": "PC-2024-0193", "procedure": "permis-construire", "channel": "counter",
+     "facts": {"district": "centre"},
+     "timeline": [{"at": "2024-03-04T09:12:00+01:00", "event": "submitted"},
+                  {"at": "2024-03-20T14:00:00+01:00", "event": "waiting-for-citizen"},
+                  {"at": "2024-04-02T10:30:00+02:00", "event": "citizen-replied"},
+                  {"at": "2024-05-13T16:45:00+02:00", "event": "decided", "outcome": "accepted"}]}
+
+Each good line becomes one `CaseImported` event (no personal data, no tracking code), written with its
+outbox row, so stats folds it like a live case. `reference` is the idempotency key: importing a file twice
+changes nothing. A bad line is reported with its number and what is wrong; the good lines are imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from services.intake.settings import IntakeSettings
+from shared.db import create_pool
+from shared.events import make_envelope, subject_for
+from shared.events.intake import CaseImported, Channel, TimelineEntry
+from shared.eventstore import NewEvent, append
+from shared.procedures import CITY_TIMEZONE, Catalogue, load_catalogue
+
+SCHEMA = "intake"
+# Case ids of imported cases are derived from the procedure and the reference: the same case, the same id.
+IMPORT_NAMESPACE = uuid.UUID("5b0b6d1e-3c52-4e0b-9a57-0c1f5d2f4a11")
+MAX_LINE_BYTES = 64 * 1024
+
+
+class ImportLine(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    reference: str = Field(min_length=1, max_length=120, pattern=r"^[^\x00-\x1f]+$")
+    procedure: str = Field(max_length=60)
+    channel: Channel = "counter"
+    facts: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+    timeline: list[TimelineEntry] = Field(min_length=1, max_length=200)
+
+
+class BadLine(ValueError):
+    """What is wrong with one line, in words a person fixing the file can act on."""
+
+
+def check(line: ImportLine, catalogue: Catalogue, *, now: datetime) -> CaseImported:
+    """The event a good line records; `BadLine` says what is wrong with a bad one."""
+    procedure = catalogue.latest(line.procedure)
+    if procedure is None:
+        raise BadLine(f"unknown procedure {line.procedure!r} (known: {', '.join(catalogue.codes())})")
+    public = {f.name for f in procedure.fields if f.public}
+    if unknown := sorted(set(line.facts) - public):
+        raise BadLine(f"facts {unknown} are not public fields of {procedure.code} (public: {sorted(public)})")
+    timeline = line.timeline
+    _check_timeline(timeline, now=now)
+    submitted = timeline[0].at
+    paused = _paused(timeline)
+    rule = procedure.legal_deadline
+    deadline = None
+    if rule is not None and (rule.months or rule.days):
+        deadline = rule.due(submitted.astimezone(CITY_TIMEZONE).date())
+        if rule.clock_stops_when_waiting_for_citizen:
+            deadline += timedelta(days=paused.days)
+    return CaseImported(
+        case_id=uuid.uuid5(IMPORT_NAMESPACE, f"{procedure.code}/{line.reference}"),
+        procedure=procedure.code,
+        procedure_version=procedure.version,
+        service=procedure.service,
+        channel=line.channel,
+        legal_deadline=deadline,
+        facts=line.facts,
+        timeline=tuple(timeline),
+    )
+
+
+def _check_timeline(timeline: list[TimelineEntry], *, now: datetime) -> None:
+    if timeline[0].event != "submitted":
+        raise BadLine("the timeline must start with the event 'submitted'")
+    expected_pause = True  # waiting-for-citizen and citizen-replied alternate, starting with waiting
+    for index, entry in enumerate(timeline):
+        where = f"timeline[{index}] ({entry.event})"
+        if entry.at.tzinfo is None:
+            raise BadLine(f"{where}: 'at' needs a time zone offset, e.g. 2024-03-04T09:12:00+01:00")
+        if entry.at > now:
+            raise BadLine(f"{where}: {entry.at.isoformat()} is in the future")
+        if index and entry.at < timeline[index - 1].at:
+            raise BadLine(f"{where}: earlier than the entry before it; list the timeline in order")
+        if entry.event == "submitted" and index:
+            raise BadLine(f"{where}: a case is submitted once, first")
+        if entry.event == "decided" and index != len(timeline) - 1:
+            raise BadLine(f"{where}: nothing can follow the decision")
+        if (entry.event == "decided") != (entry.outcome is not None):
+            raise BadLine(f"{where}: an outcome goes with 'decided', and 'decided' needs one")
+        if entry.event in ("waiting-for-citizen", "citizen-replied"):
+            if (entry.event == "waiting-for-citizen") != expected_pause:
+                raise BadLine(f"{where}: 'waiting-for-citizen' and 'citizen-replied' must alternate")
+            expected_pause = not expected_pause
+
+
+def _paused(timeline: list[TimelineEntry]) -> timedelta:
+    """How long the case waited for the citizen (until the next entry when the reply never came)."""
+    total, since = timedelta(0), None
+    for entry in timeline:
+        if entry.event == "waiting-for-citizen":
+            since = entry.at
+        elif since is not None:
+            total, since = total + (entry.at - since), None
+    return total
+
+
+@dataclass
+class Summary:
+    imported: int = 0
+    skipped: int = 0  # imported before (same reference)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    def public(self) -> dict[str, Any]:
+        return {"imported": self.imported, "skipped": self.skipped, "rejected": self.rejected}
+
+
+def parse(
+    lines: Iterable[tuple[int, str]], catalogue: Catalogue, summary: Summary
+) -> Iterator[tuple[CaseImported, str]]:
+    """The events of the good lines, with their reference; each bad line goes into `summary.rejected`
+    with what is wrong."""
+    now = datetime.now(UTC)
+    for number, text in lines:
+        if not text.strip():
+            continue
+        reference = None
+        try:
+            if len(text.encode()) > MAX_LINE_BYTES:
+                raise BadLine(f"the line is longer than {MAX_LINE_BYTES} bytes")
+            raw = json.loads(text)
+            reference = raw.get("reference") if isinstance(raw, dict) else None
+            line = ImportLine.model_validate(raw)
+            yield check(line, catalogue, now=now), line.reference
+        except json.JSONDecodeError as exc:
+            summary.rejected.append({"line": number, "reference": None, "error": f"not JSON: {exc.msg}"})
+        except ValidationError as exc:
+            errors = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'line'}: {e['msg']}" for e in exc.errors()[:5]
+            )
+            summary.rejected.append({"line": number, "reference": reference, "error": errors})
+        except BadLine as exc:
+            summary.rejected.append({"line": number, "reference": reference, "error": str(exc)})
+
+
+async def record(pool: asyncpg.Pool, events: list[CaseImported], references: dict[uuid.UUID, str]) -> int:
+    """Record a batch in one transaction; returns how many were new (the others were imported before)."""
+    async with pool.acquire() as conn, conn.transaction():
+        new = await conn.fetch(
+            "INSERT INTO intake.imported_cases(case_id, procedure, reference) "
+            "SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING RETURNING case_id",
+            [e.case_id for e in events],
+            [e.procedure for e in events],
+            [references[e.case_id] for e in events],
+        )
+        fresh = {r["case_id"] for r in new}
+        await append(
+            conn,
+            schema=SCHEMA,
+            events=[
+                NewEvent(
+                    envelope=make_envelope(e, case_id=e.case_id, procedure=e.procedure, at=e.timeline[0].at),
+                    subject=subject_for(procedure=e.procedure, case_id=e.case_id, event=e),
+                    version=1,
+                )
+                for e in events
+                if e.case_id in fresh
+            ],
+        )
+    return len(fresh)
+
+
+async def import_lines(
+    pool: asyncpg.Pool,
+    lines: Iterable[tuple[int, str]],
+    catalogue: Catalogue,
+    *,
+    batch: int = 500,
+    progress: TextIO | None = None,
+    total: int | None = None,
+) -> Summary:
+    summary, done = Summary(), 0
+    pending: list[CaseImported] = []
+    references: dict[uuid.UUID, str] = {}
+
+    async def flush() -> None:
+        nonlocal pending, references, done
+        if pending:
+            fresh = await record(pool, pending, references)
+            summary.imported += fresh
+            summary.skipped += len(pending) - fresh
+            done += len(pending)
+            pending, references = [], {}
+            _progress(progress, done + len(summary.rejected), total)
+
+    for event, reference in parse(lines, catalogue, summary):
+        pending.append(event)
+        references[event.case_id] = reference
+        if len(pending) >= batch:
+            await flush()
+    await flush()
+    return summary
+
+
+def _progress(out: TextIO | None, done: int, total: int | None) -> None:
+    if out is None:
+        return
+    if total:
+        filled = int(40 * done / total)
+        out.write(f"\r[{'#' * filled}{'.' * (40 - filled)}] {done}/{total} lines")
+    else:
+        out.write(f"\r{done} lines")
+    out.flush()
+
+
+async def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m services.intake.imports", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("file", type=Path, help="JSON Lines, one past case per line")
+    parser.add_argument("--batch", type=int, default=500, help="lines recorded per transaction")
+    args = parser.parse_args(argv)
+    settings = IntakeSettings()
+    try:
+        total = sum(1 for _ in args.file.open(encoding="utf-8"))
+    except OSError as exc:
+        print(f"cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    pool = await create_pool(settings.database_url, max_size=2)
+    try:
+        if not await pool.fetchval("SELECT to_regclass('intake.imported_cases') IS NOT NULL"):
+            print(
+                "intake's tables are not there: start intake once on this database (make run)",
+                file=sys.stderr,
+            )
+            return 2
+        with args.file.open(encoding="utf-8") as lines:
+            summary = await import_lines(
+                pool,
+                enumerate(lines, start=1),
+                load_catalogue(settings.procedures_dir),
+                batch=args.batch,
+                progress=sys.stderr,
+                total=total,
+            )
+    finally:
+        await pool.close()
+    print(file=sys.stderr)
+    for bad in summary.rejected:
+        print(f"line {bad['line']} ({bad['reference'] or 'no reference'}): {bad['error']}")
+    print(
+        f"imported {summary.imported}, skipped {summary.skipped} (imported before), rejected {len(summary.rejected)}"
+    )
+    return 1 if summary.rejected else 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(sys.argv[1:])))
