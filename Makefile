@@ -34,6 +34,9 @@ format: $(STAMP) ## Format the code
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+demo: $(STAMP) ## Fill the running system (make run) with 18 months of realistic past cases, through the import
+	$(PY) -m devtools.history
+
 token: ROLE ?= agent
 token: SERVICE ?= urbanisme
 token: $(STAMP) ## Print a development agent token: make token ROLE=agent SERVICE=urbanisme [AGENT=id]
@@ -45,4 +48,4 @@ bench: $(STAMP) ## Measure submissions/s and lookups/s against bare FastAPI+Post
 clean: ## Remove the virtual environment and local data (.data/)
 	rm -rf $(VENV) .data
 
-.PHONY: help install run test lint format bench clean token
+.PHONY: help install run test lint format bench clean token demo
