@@ -28,8 +28,16 @@ import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    KeyValueConfig,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BucketNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from shared.events import ALL_CASES, STREAM, Envelope, EventData, MalformedEvent, UnknownEvent, parse
@@ -88,6 +96,27 @@ async def ensure_stream(js: JetStreamContext, *, replicas: int = 1) -> None:
         log.info("created JetStream stream %s (%d replica(s))", STREAM, replicas)
         return
     await js.update_stream(config)
+
+
+# Figures stats publishes for other services (forecasts, usual durations): a JetStream key-value bucket, one
+# key per procedure (`forecast.<procedure>`), the latest value only. tracking reads it; it never calls stats.
+FIGURES_BUCKET = "SUIVI_FIGURES"
+
+
+async def figures_bucket(js: JetStreamContext, *, replicas: int = 1) -> KeyValue:
+    """The figures bucket, created if missing (by whichever service gets there first)."""
+    try:
+        return await js.key_value(FIGURES_BUCKET)
+    except BucketNotFoundError:
+        return await js.create_key_value(
+            KeyValueConfig(
+                bucket=FIGURES_BUCKET,
+                history=1,
+                replicas=replicas,
+                storage=StorageType.FILE,
+                description="Figures stats publishes for the other services (Suivi)",
+            )
+        )
 
 
 def event_headers(envelope: Envelope, *, traceparent: str | None) -> dict[str, str]:

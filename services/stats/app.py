@@ -13,13 +13,27 @@ from fastapi import FastAPI
 
 from services.stats.api import router
 from services.stats.consumers import make_consumer
+from services.stats.forecast import keep_forecasts_published
 from services.stats.settings import StatsSettings
 from shared.app import build_app
+from shared.bus import figures_bucket
 from shared.runtime import Runtime
 
 
-async def _start_consumer(app: FastAPI, runtime: Runtime) -> None:
+async def _start(app: FastAPI, runtime: Runtime) -> None:
+    settings: StatsSettings = app.state.settings
     runtime.start(make_consumer(runtime).run(), name="stats-consumer")
+    kv = await figures_bucket(runtime.js, replicas=settings.stream_replicas)
+    runtime.start(
+        keep_forecasts_published(
+            runtime.pool,
+            kv,
+            app.state.catalogue,
+            every=settings.forecast_seconds,
+            min_cases=settings.forecast_min_cases,
+        ),
+        name="stats-forecasts",
+    )
 
 
 def create_app(settings: StatsSettings | None = None) -> FastAPI:
@@ -31,5 +45,5 @@ def create_app(settings: StatsSettings | None = None) -> FastAPI:
         migrations=Path(__file__).parent / "migrations",
         shared_sql=("projection",),
         routers=[router],
-        on_start=_start_consumer,
+        on_start=_start,
     )

@@ -20,7 +20,7 @@ from shared.procedures import CITY_TIMEZONE
 from shared.projection import is_workflow_event, next_workflow_event
 
 SCHEMA = "stats"
-TABLES = ("cases", "counts", "bins", "sums")
+TABLES = ("step_entries", "cases", "counts", "bins", "sums")
 CASES = "stats.cases"
 
 
@@ -39,6 +39,7 @@ async def case_submitted(conn: asyncpg.Connection, envelope: Envelope, event: Ca
     )
     if not inserted:
         return
+    await _entered(conn, event.case_id, event.first_step, event.submitted_at)
     cell = _Cell(event.procedure, district)
     month = domain.month_of(event.submitted_at)
     await cell.count(conn, month, "submitted")
@@ -87,7 +88,10 @@ async def step_changed(conn: asyncpg.Connection, envelope: Envelope, event: Step
         event.at if decision else None,
         decision,
     )
-    if decision is not None:
+    if decision is None:
+        await _entered(conn, event.case_id, event.to_step, event.at)
+    else:
+        await _remaining(conn, cell, event.case_id, decided_at=event.at, decision=decision)
         await _decided(
             conn,
             cell,
@@ -169,6 +173,40 @@ async def _decided(
         await cell.count(conn, crossed, "open_at_end")
         await cell.duration(
             conn, crossed, "backlog_age", _seconds(submitted_at, domain.month_end(crossed)), with_sum=False
+        )
+
+
+async def _entered(conn: asyncpg.Connection, case_id: uuid.UUID, step: str, at: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO stats.step_entries(case_id, step, entered_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        case_id,
+        step,
+        at,
+    )
+
+
+async def _remaining(
+    conn: asyncpg.Connection,
+    cell: _Cell,
+    case_id: uuid.UUID,
+    *,
+    decided_at: datetime,
+    decision: domain.Decision,
+) -> None:
+    """How long the case still took from each step it entered: what a case at that step can expect."""
+    entries = await conn.fetch(
+        "DELETE FROM stats.step_entries WHERE case_id = $1 RETURNING step, entered_at", case_id
+    )
+    if not decision.is_decision:
+        return
+    month = domain.month_of(decided_at)
+    for entry in entries:
+        await cell.duration(
+            conn,
+            month,
+            f"remaining:{entry['step']}",
+            _seconds(entry["entered_at"], decided_at),
+            with_sum=False,
         )
 
 

@@ -9,3 +9,10 @@ class StatsSettings(ServiceSettings):
     suppression_threshold: int = Field(
         default=5, ge=1, le=100, validation_alias=AliasChoices("STATS_SUPPRESSION_THRESHOLD")
     )
+    # How often the forecasts tracking shows are recomputed and published, and on how many cases at least.
+    forecast_seconds: float = Field(
+        default=300, gt=0, validation_alias=AliasChoices("STATS_FORECAST_SECONDS")
+    )
+    forecast_min_cases: int = Field(
+        default=10, ge=1, validation_alias=AliasChoices("STATS_FORECAST_MIN_CASES")
+    )
