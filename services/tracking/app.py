@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from services.tracking.api import router
 from services.tracking.consumers import make_consumer
+from services.tracking.figures import FiguresCache
 from services.tracking.lookup import Limiter
 from services.tracking.settings import TrackingSettings
 from services.tracking.web import router as web_router
@@ -20,7 +21,8 @@ from shared.app import build_app
 from shared.runtime import Runtime
 
 
-async def _start_consumer(app: FastAPI, runtime: Runtime) -> None:
+async def _start(app: FastAPI, runtime: Runtime) -> None:
+    app.state.figures = FiguresCache(runtime.nc)
     runtime.start(make_consumer(runtime).run(), name="tracking-consumer")
 
 
@@ -33,7 +35,7 @@ def create_app(settings: TrackingSettings | None = None) -> FastAPI:
         migrations=Path(__file__).parent / "migrations",
         shared_sql=("projection",),
         routers=[router, web_router],
-        on_start=_start_consumer,
+        on_start=_start,
     )
     app.state.limiter = Limiter(settings)
     app.mount("/static", static_files(), name="static")

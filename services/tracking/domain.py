@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from services.tracking.schemas import (
     Clocks,
+    Forecast,
     HistoryEntry,
     HistoryKind,
     ProcedureRef,
@@ -25,7 +26,9 @@ _EVENT_LABELS = {
 }
 
 
-def _overview(procedure: Procedure, current: str, visited: set[str], lang: str) -> list[StepOverview]:
+def _overview(
+    procedure: Procedure, current: str, visited: set[str], lang: str, measured: dict[str, Any]
+) -> list[StepOverview]:
     """Steps already passed, the current one, then the ordinary path ahead (final steps only if reached)."""
     out = []
     current_is_final = procedure.step(current).outcome is not None
@@ -43,7 +46,8 @@ def _overview(procedure: Procedure, current: str, visited: set[str], lang: str) 
                 step=step.code,
                 label=step.label.in_(lang),
                 explanation=step.explanation.in_(lang),
-                expected_days=step.expected_days,
+                expected_days=(measured.get(step.code) or {}).get("usual_days") or step.expected_days,
+                measured=(measured.get(step.code) or {}).get("usual_days") is not None,
                 state=state,
             )
         )
@@ -77,6 +81,38 @@ def _clocks(case: dict[str, Any], *, final: bool, today: date) -> Clocks:
     )
 
 
+def _forecast(
+    step: Step, since: datetime, figures: dict[str, Any] | None, lang: str, today: date
+) -> Forecast:
+    """Likely decided between p50 and p90 of the time similar recent cases took from this step on."""
+    if figures is None:
+        return Forecast(available=False, explanation=translate("forecast.unavailable", lang))
+    at_step = figures.get("steps", {}).get(step.code) or {}
+    p50, p90 = at_step.get("p50_days"), at_step.get("p90_days")
+    if p50 is None or p90 is None:
+        return Forecast(
+            available=False,
+            explanation=translate(
+                "forecast.not_enough", lang, n=at_step.get("n", 0), min=figures.get("min_cases")
+            ),
+        )
+    entered = since.astimezone(CITY_TIMEZONE).date()
+    likely_from = max(today, entered + timedelta(days=round(p50)))
+    return Forecast(
+        available=True,
+        likely_from=likely_from,
+        likely_to=max(likely_from, entered + timedelta(days=round(p90))),
+        based_on=at_step["n"],
+        explanation=translate(
+            "forecast.method",
+            lang,
+            n=at_step["n"],
+            months=figures.get("window_months"),
+            factor=figures.get("backlog_factor"),
+        ),
+    )
+
+
 def build_view(
     *,
     code: str,
@@ -85,7 +121,9 @@ def build_view(
     catalogue: Catalogue,
     lang: str,
     today: date,
+    figures: dict[str, Any] | None = None,
 ) -> TrackingView:
+    """What the tracking code shows; `figures` are stats' published figures for the procedure, if any."""
     procedure = catalogue.get(case["procedure"], case["procedure_version"])
     if procedure is None:
         raise LookupError(
@@ -114,7 +152,10 @@ def build_view(
             awaiting_reply=not final and step.turn == "citizen" and _awaits_reply(procedure, step),
         ),
         history=_history(procedure, history, lang),
-        steps=_overview(procedure, step.code, {h["step"] for h in history}, lang),
+        steps=_overview(
+            procedure, step.code, {h["step"] for h in history}, lang, (figures or {}).get("steps", {})
+        ),
         clocks=_clocks(case, final=final, today=today),
+        forecast=None if final else _forecast(step, case["step_since"], figures, lang, today),
         version=case["version"],
     )

@@ -17,6 +17,7 @@ from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter, R
 
 from services.tracking import queries
 from services.tracking.domain import build_view
+from services.tracking.figures import FiguresCache
 from services.tracking.schemas import TrackingView
 from services.tracking.settings import TrackingSettings
 from shared import tracking_code
@@ -84,6 +85,7 @@ async def lookup(*, request: Request, code: str, lang: str, min_version: int = 1
         raise ApiError("error.code_unknown", status=404)
     lookups.add(1, {"outcome": "found"})
     catalogue: Catalogue = state.catalogue
+    figures: FiguresCache = state.figures
     return build_view(
         code=code,
         case=found[0],
@@ -91,4 +93,5 @@ async def lookup(*, request: Request, code: str, lang: str, min_version: int = 1
         catalogue=catalogue,
         lang=lang,
         today=datetime.now(CITY_TIMEZONE).date(),
+        figures=await figures.forecast(found[0]["procedure"]),
     )

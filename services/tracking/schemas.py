@@ -49,8 +49,22 @@ class StepOverview(BaseModel):
     step: str
     label: str
     explanation: str
-    expected_days: int | None
+    expected_days: float | None = Field(
+        description="how long the step usually takes: measured on recent cases when `measured`, otherwise "
+        "what the procedure announces"
+    )
+    measured: bool = False
     state: str  # done, current, upcoming
+
+
+class Forecast(BaseModel):
+    """When the case will likely be decided, from similar recent cases (stats' figures)."""
+
+    available: bool
+    likely_from: date | None = Field(default=None, description="p50 of similar recent cases")
+    likely_to: date | None = Field(default=None, description="p90 of similar recent cases")
+    based_on: int | None = Field(default=None, description="how many similar cases it is computed from")
+    explanation: str = Field(description="how it is computed, or why there is none")
 
 
 class Clocks(BaseModel):
@@ -73,6 +87,7 @@ class TrackingView(BaseModel):
     history: list[HistoryEntry]
     steps: list[StepOverview]
     clocks: Clocks
+    forecast: Forecast | None = Field(default=None, description="none once the case is decided")
     version: int = Field(
         description="1 once the case is submitted, then 1 + workflow's version of the case (2 once workflow "
         "opened it, one more per workflow event). Pass it as `min_version` to see at least that state."
