@@ -38,6 +38,7 @@ SERVICES = (
     Service("intake", int(os.environ.get("INTAKE_PORT", "8001")), "submit a procedure (API docs at /docs)"),
     Service("workflow", int(os.environ.get("WORKFLOW_PORT", "8002")), "agents' API (token: make token)"),
     Service("tracking", int(os.environ.get("TRACKING_PORT", "8003")), "follow a case by its tracking code"),
+    Service("stats", int(os.environ.get("STATS_PORT", "8004")), "waiting times (JSON at /v1/stats/procedures)"),
 )
 
 
@@ -104,6 +105,7 @@ def _print_urls(cases: list[dict[str, str]]) -> None:
     for s in SERVICES:
         print(f"  {s.name:<10} {s.url:<24} {s.description}")
     print("\nAn agent token for the workflow API: make -s token ROLE=agent SERVICE=urbanisme")
+    print("18 months of realistic past cases for the statistics (in another terminal): make demo")
     print("\nDemo cases (tracking code, page):")
     for case in cases:
         print(f"  {case['procedure']:<30} {case['tracking_code']}  {case['tracking_url']}")
