@@ -5,7 +5,7 @@ from __future__ import annotations
 from services.stats import projection
 from shared.bus import PullConsumer
 from shared.events import EventData
-from shared.events.intake import CaseImported, CaseSubmitted
+from shared.events.intake import CaseImported, CaseRated, CaseSubmitted
 from shared.events.workflow import CaseAssigned, CaseOpened, DeadlineApproaching, DeadlinePassed, StepChanged
 from shared.projection import Apply, folding_consumer
 from shared.runtime import Runtime
@@ -15,6 +15,7 @@ CONSUMER = "stats"
 HANDLERS: dict[type[EventData], Apply] = {
     CaseSubmitted: projection.case_submitted,
     CaseImported: projection.case_imported,
+    CaseRated: projection.case_rated,
     CaseOpened: projection.workflow_event,
     CaseAssigned: projection.workflow_event,
     StepChanged: projection.step_changed,

@@ -13,8 +13,9 @@ from datetime import date, datetime
 import asyncpg
 
 from services.stats import domain
+from shared.bus import Nak
 from shared.events import Envelope
-from shared.events.intake import CaseImported, CaseSubmitted
+from shared.events.intake import CaseImported, CaseRated, CaseSubmitted
 from shared.events.workflow import StepChanged, WorkflowEvent
 from shared.procedures import CITY_TIMEZONE
 from shared.projection import is_workflow_event, next_workflow_event
@@ -146,6 +147,18 @@ async def case_imported(conn: asyncpg.Connection, envelope: Envelope, event: Cas
             paused_seconds=paused_seconds,
             legal_deadline=event.legal_deadline,
         )
+
+
+async def case_rated(conn: asyncpg.Connection, envelope: Envelope, event: CaseRated) -> None:
+    """A citizen's rating counts in the month it was given (one per case: intake sees to it)."""
+    case = await conn.fetchrow(
+        "SELECT procedure, district FROM stats.cases WHERE case_id = $1", event.case_id
+    )
+    if case is None:
+        raise Nak("the case is not folded yet")
+    cell, month = _Cell(case["procedure"], case["district"]), domain.month_of(event.rated_at)
+    await cell.count(conn, month, f"rating:{event.rating}")
+    await cell.add(conn, month, "rating", float(event.rating))
 
 
 async def _decided(

@@ -9,7 +9,7 @@ import uuid
 from datetime import date, datetime
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.events import EventData, register
 
@@ -89,3 +89,17 @@ class CaseImported(EventData):
     legal_deadline: date | None
     facts: dict[str, str | int | float | bool | None]
     timeline: tuple[TimelineEntry, ...]
+
+
+@register
+class CaseRated(EventData):
+    """After the decision, the citizen rated the service, once (1 to 5). A comment, if any, stays in intake."""
+
+    type: ClassVar[str] = "fr.suivi.case.rated.v1"
+    name: ClassVar[str] = "rated"
+    source: ClassVar[str] = "suivi/intake"
+
+    case_id: uuid.UUID
+    rating: int = Field(ge=1, le=5)
+    rated_at: datetime
+    with_comment: bool

@@ -19,7 +19,7 @@ from services.stats.app import create_app as create_stats
 from services.stats.rebuild import rebuild
 from shared import tracking_code
 from shared.events import STREAM, EventData, make_envelope, subject_for
-from shared.events.intake import CaseSubmitted
+from shared.events.intake import CaseRated, CaseSubmitted
 from shared.events.workflow import CaseOpened, StepChanged
 from shared.procedures import CITY_TIMEZONE
 from tests.conftest import Env, _client, stats_settings
@@ -268,3 +268,31 @@ async def test_a_bad_month_or_range_or_procedure_is_a_clear_4xx(stats: httpx.Asy
     )
     unknown = await stats.get("/v1/stats/procedures/permis-de-voler", params={"lang": "en"})
     assert unknown.status_code == 404 and "permis-construire" in unknown.json()["detail"]
+
+
+async def test_ratings_count_per_score_with_their_mean_in_the_month_given(
+    stats: httpx.AsyncClient, js: JetStreamContext, env: Env
+) -> None:
+    events, _, _ = march_history()
+    submitted = [e for e in events if isinstance(e, CaseSubmitted)]
+    ratings = [5, 4, 4, 3, 5, 1]
+    rated: list[EventData] = [
+        CaseRated(case_id=case.case_id, rating=r, rated_at=at("2026-04-20T10:00"), with_comment=bool(r % 2))
+        for case, r in zip(submitted, ratings, strict=False)
+    ]
+    # A rating may even arrive before its case is folded: it waits for it.
+    await publish(js, rated[:1])
+    await publish(js, events + rated[1:])
+    await eventually(
+        lambda: scalar(env.database_url, "SELECT count(*) FROM stats.folded_events"),
+        until=lambda n: n == len(events) + len(rated),
+    )
+    april = (
+        await stats.get(f"/v1/stats/procedures/{PROCEDURE}", params={"from": "2026-04", "to": "2026-04"})
+    ).json()["series"][0]["satisfaction"]
+    assert april == {
+        "n": 6,
+        "suppressed": False,
+        "counts": {"1": 1, "2": 0, "3": 1, "4": 2, "5": 2},
+        "mean": round(sum(ratings) / 6, 2),
+    }
