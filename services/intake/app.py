@@ -12,8 +12,10 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.intake.api import router
+from services.intake.consumers import make_consumer
 from services.intake.internal import router as internal_router
 from services.intake.queries import SCHEMA
+from services.intake.ratings import router as ratings_router
 from services.intake.replies import MissLimiter
 from services.intake.replies import router as replies_router
 from services.intake.settings import IntakeSettings
@@ -24,6 +26,7 @@ from shared.runtime import Runtime
 
 async def _start_relay(app: FastAPI, runtime: Runtime) -> None:
     runtime.start(OutboxRelay(pool=runtime.pool, js=runtime.js, schema=SCHEMA).run(), name="intake-relay")
+    runtime.start(make_consumer(runtime).run(), name="intake-decisions")
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
@@ -33,8 +36,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         title="Suivi intake",
         settings=settings,
         migrations=Path(__file__).parent / "migrations",
-        shared_sql=("eventstore",),
-        routers=[router, replies_router, internal_router],
+        shared_sql=("eventstore", "projection"),
+        routers=[router, replies_router, ratings_router, internal_router],
         on_start=_start_relay,
         max_body_bytes=settings.max_body_bytes,
     )

@@ -1,0 +1,95 @@
+"""After the decision, the citizen rates the service once (1 to 5, and a comment if they wish), with their
+tracking code, no account needed. The rating goes on the bus (`CaseRated`, for stats); the comment is free
+text and stays here (agents read it in workflow's case view, through the internal API).
+
+intake learns that a case was decided by folding workflow's `StepChanged` events (`consumers.py`).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+import asyncpg
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.intake.deps import Pool
+from services.intake.replies import MissLimiter, _case_of, _client, _limiter
+from shared.events import make_envelope, subject_for
+from shared.events.intake import CaseRated
+from shared.eventstore import NewEvent, append
+from shared.http import ApiError
+from shared.telemetry import current_traceparent, meter
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1")
+ratings_received = meter.create_counter(
+    "suivi.ratings.received", unit="{rating}", description="Citizens' ratings"
+)
+MAX_COMMENT_LENGTH = 2000
+
+
+class RatingCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # In the body, not the URL: URLs end up in proxies' logs, and the code is a bearer secret.
+    tracking_code: str = Field(max_length=64, description="the tracking code, dashes optional, any case")
+    rating: int = Field(ge=1, le=5, description="1 (very unhappy) to 5 (very happy)")
+    comment: str | None = Field(default=None, max_length=MAX_COMMENT_LENGTH, pattern=r"^[^\x00]*$")
+
+
+class RatingPublic(BaseModel):
+    case_id: uuid.UUID
+    rating: int
+    rated_at: datetime
+
+
+async def _record(conn: asyncpg.Connection, case: asyncpg.Record, body: RatingCreate, at: datetime) -> None:
+    # The case row's lock makes this case's writers take turns for its next event version.
+    await conn.execute("SELECT 1 FROM intake.cases WHERE case_id = $1 FOR UPDATE", case["case_id"])
+    if not await conn.fetchval("SELECT true FROM intake.decisions WHERE case_id = $1", case["case_id"]):
+        raise ApiError("error.rating_before_decision", status=409)
+    comment = (body.comment or "").strip() or None
+    inserted = await conn.fetchval(
+        "INSERT INTO intake.ratings(case_id, rating, comment, rated_at) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (case_id) DO NOTHING RETURNING true",
+        case["case_id"],
+        body.rating,
+        comment,
+        at,
+    )
+    if not inserted:
+        raise ApiError("error.already_rated", status=409)
+    version = await conn.fetchval(
+        "SELECT coalesce(max(version), 0) + 1 FROM intake.events WHERE case_id = $1", case["case_id"]
+    )
+    event = CaseRated(
+        case_id=case["case_id"], rating=body.rating, rated_at=at, with_comment=comment is not None
+    )
+    envelope = make_envelope(
+        event, case_id=event.case_id, procedure=case["procedure"], traceparent=current_traceparent()
+    )
+    subject = subject_for(procedure=case["procedure"], case_id=event.case_id, event=event)
+    await append(
+        conn, schema="intake", events=[NewEvent(envelope=envelope, subject=subject, version=version)]
+    )
+
+
+@router.post("/ratings", status_code=201, response_model=RatingPublic)
+async def rate(
+    body: RatingCreate,
+    request: Request,
+    pool: Pool,
+    limiter: Annotated[MissLimiter, Depends(_limiter)],
+) -> RatingPublic:
+    """Rate the service once the case is decided: 1 to 5, and a comment if you wish (it stays with the
+    city hall). A second rating for the same case answers 409."""
+    case = await _case_of(pool, body.tracking_code, limiter=limiter, client=_client(request))
+    at = datetime.now(UTC)
+    async with pool.acquire() as conn, conn.transaction():
+        await _record(conn, case, body, at)
+    ratings_received.add(1, {"procedure": case["procedure"]})
+    log.info("citizen rated the service %d/5", body.rating, extra={"case_id": str(case["case_id"])})
+    return RatingPublic(case_id=case["case_id"], rating=body.rating, rated_at=at)
