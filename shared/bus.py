@@ -314,6 +314,8 @@ class PullConsumer:
             try:
                 await self.ensure()
                 sub = await self._js.pull_subscribe_bind(durable=self._spec.durable, stream=STREAM)
+                if failures:
+                    self._progressed()  # NATS answers again
                 failures = 0
                 await self._fetch_loop(sub)
             except asyncio.CancelledError:
@@ -337,8 +339,8 @@ class PullConsumer:
                 messages = await sub.fetch(self._spec.batch, timeout=1)
             except TimeoutError:
                 raise_if_cancelling()
-                self.lag.pending = 0
-                self._progressed()
+                if self.lag.waiting_since is None:  # idle, not waiting for a message put back
+                    self.lag.pending = 0
                 await self._replay_if_asked()
                 continue
             await self.handle_batch(messages)
@@ -456,6 +458,7 @@ class PullConsumer:
             raise _HeldUp from exc
         await _quietly(msg.term())
         self._retry.failures_by_seq.pop(seq, None)
+        self._progressed()
         self.lag.dead_letters += 1
         dead_lettered.add(1, {"consumer": self.name})
         log.error(
