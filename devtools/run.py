@@ -38,7 +38,9 @@ SERVICES = (
     Service("intake", int(os.environ.get("INTAKE_PORT", "8001")), "submit a procedure (API docs at /docs)"),
     Service("workflow", int(os.environ.get("WORKFLOW_PORT", "8002")), "agents' API (token: make token)"),
     Service("tracking", int(os.environ.get("TRACKING_PORT", "8003")), "follow a case by its tracking code"),
-    Service("stats", int(os.environ.get("STATS_PORT", "8004")), "waiting times (JSON at /v1/stats/procedures)"),
+    Service(
+        "stats", int(os.environ.get("STATS_PORT", "8004")), "waiting times (JSON at /v1/stats/procedures)"
+    ),
 )
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
+import uuid
 from typing import Any
 
 import asyncpg
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
 from services.intake import domain, queries
 from services.intake.deps import CatalogueDep, IdempotencyKey, Pool, SettingsDep
@@ -22,7 +21,9 @@ from services.intake.schemas import (
     ProcedureSummary,
     StepPublic,
 )
+from shared import idempotency
 from shared.http import ApiError, Lang
+from shared.idempotency import Answer, Idempotent
 from shared.procedures import Catalogue, Procedure, Text
 from shared.telemetry import current_traceparent, meter
 
@@ -113,32 +114,17 @@ def _public(case: dict[str, Any], procedure: Procedure, settings: SettingsDep, l
     )
 
 
-async def _replay(pool: asyncpg.Pool, key: str, request_hash: str) -> dict[str, Any] | None:
-    previous = await queries.find_by_idempotency_key(pool, key)
-    if previous is None:
+def _idempotent(key: str | None, body: CaseCreate) -> Idempotent | None:
+    if key is None:
         return None
-    if previous["request_hash"] != request_hash:
-        raise ApiError("error.idempotency_key_reused", status=422)
-    return dict(previous)
+    # Citizens' keys are not tied to an account: one scope for every submission (a key is a random id).
+    request_hash = idempotency.fingerprint(body.model_dump(mode="json"))
+    return Idempotent(schema=queries.SCHEMA, scope="submission", key=key, request_hash=request_hash)
 
 
-@router.post("/cases", status_code=201, response_model=CasePublic)
-async def submit_case(
-    body: CaseCreate,
-    request: Request,
-    response: Response,
-    pool: Pool,
-    catalogue: CatalogueDep,
-    settings: SettingsDep,
-    lang: Lang,
-    key: IdempotencyKey,
-) -> CasePublic:
-    request_hash = hashlib.sha256(
-        json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
-    ).hexdigest()
-    if key and (previous := await _replay(pool, key, request_hash)):
-        response.status_code, response.headers["Idempotent-Replayed"] = 200, "true"
-        return _public(previous, _procedure_or_404(catalogue, previous["procedure"]), settings, lang)
+async def _submit(
+    conn: asyncpg.Connection, body: CaseCreate, catalogue: Catalogue, settings: SettingsDep, lang: str
+) -> Answer:
     procedure = _procedure_or_404(catalogue, body.procedure)
     data, errors = domain.check_data(procedure, body.data, lang)
     applicant, applicant_errors = domain.check_applicant(body.applicant, lang)
@@ -147,22 +133,8 @@ async def submit_case(
     submission = domain.submit(
         procedure=procedure, request=body.model_copy(update={"applicant": applicant}), data=data
     )
-    try:
-        await queries.record_submission(
-            pool,
-            submission=submission,
-            events=domain.first_events(submission, traceparent=current_traceparent()),
-            idempotency_key=key,
-            request_hash=request_hash,
-        )
-    except queries.DuplicateKey:
-        assert key is not None
-        previous = await _replay(pool, key, request_hash)
-        assert previous is not None
-        response.status_code, response.headers["Idempotent-Replayed"] = 200, "true"
-        return _public(previous, procedure, settings, lang)
-    cases_submitted.add(1, {"procedure": procedure.code, "channel": body.channel})
-    log.info("case submitted", extra={"case_id": str(submission.case_id), "procedure": procedure.code})
+    events = domain.first_events(submission, traceparent=current_traceparent())
+    await queries.record_submission(conn, submission=submission, events=events)
     case = {
         "case_id": submission.case_id,
         "tracking_code": submission.tracking_code,
@@ -171,4 +143,43 @@ async def submit_case(
         "submitted_at": submission.submitted_at,
         "legal_deadline": submission.legal_deadline,
     }
-    return _public(case, procedure, settings, lang)
+    return Answer(status=201, body=_public(case, procedure, settings, lang).model_dump(mode="json"))
+
+
+async def _migrated(
+    pool: asyncpg.Pool, answer: Answer, catalogue: Catalogue, settings: SettingsDep, lang: str
+) -> Answer:
+    """Keys recorded before answers were stored (migration 011) name their case only: answer from it."""
+    if "migrated_case_id" not in answer.body:
+        return answer
+    case = await queries.get_case(pool, uuid.UUID(answer.body["migrated_case_id"]))
+    assert case is not None, "a key's case is never deleted"
+    public = _public(case, _procedure_or_404(catalogue, case["procedure"]), settings, lang)
+    return Answer(status=answer.status, body=public.model_dump(mode="json"))
+
+
+@router.post("/cases", status_code=201, response_model=CasePublic)
+async def submit_case(
+    body: CaseCreate,
+    response: Response,
+    pool: Pool,
+    catalogue: CatalogueDep,
+    settings: SettingsDep,
+    lang: Lang,
+    key: IdempotencyKey,
+) -> CasePublic:
+    """Submit a case. A retry with the same `Idempotency-Key` creates nothing and gets the first answer
+    again (same status and body, with `Idempotent-Replayed: true`)."""
+    async with pool.acquire() as conn, conn.transaction():
+        answer, replayed = await idempotency.once(
+            conn, _idempotent(key, body), lambda: _submit(conn, body, catalogue, settings, lang)
+        )
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+        answer = await _migrated(pool, answer, catalogue, settings, lang)
+    case = CasePublic.model_validate(answer.body)
+    if not replayed:
+        cases_submitted.add(1, {"procedure": case.procedure, "channel": body.channel})
+        log.info("case submitted", extra={"case_id": str(case.case_id), "procedure": case.procedure})
+    response.status_code = answer.status
+    return case

@@ -16,7 +16,7 @@ from services.intake.consumers import make_consumer
 from services.intake.internal import router as internal_router
 from services.intake.queries import SCHEMA
 from services.intake.ratings import router as ratings_router
-from services.intake.replies import MissLimiter
+from services.intake.replies import make_limiter
 from services.intake.replies import router as replies_router
 from services.intake.settings import IntakeSettings
 from shared.app import build_app
@@ -36,10 +36,10 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         title="Suivi intake",
         settings=settings,
         migrations=Path(__file__).parent / "migrations",
-        shared_sql=("eventstore", "projection"),
+        shared_sql=("eventstore", "projection", "idempotency"),
         routers=[router, replies_router, ratings_router, internal_router],
         on_start=_start_relay,
         max_body_bytes=settings.max_body_bytes,
     )
-    app.state.reply_limiter = MissLimiter(settings.reply_miss_limit)
+    app.state.reply_limiter = make_limiter(settings.reply_miss_limit)
     return app

@@ -17,11 +17,12 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.intake.deps import Pool
-from services.intake.replies import MissLimiter, _case_of, _client, _limiter
+from services.intake.replies import case_of_code, limiter_of
 from shared.events import make_envelope, subject_for
 from shared.events.intake import CaseRated
 from shared.eventstore import NewEvent, append
 from shared.http import ApiError
+from shared.ratelimit import Limiter, client_of
 from shared.telemetry import current_traceparent, meter
 
 log = logging.getLogger(__name__)
@@ -82,11 +83,11 @@ async def rate(
     body: RatingCreate,
     request: Request,
     pool: Pool,
-    limiter: Annotated[MissLimiter, Depends(_limiter)],
+    limiter: Annotated[Limiter, Depends(limiter_of)],
 ) -> RatingPublic:
     """Rate the service once the case is decided: 1 to 5, and a comment if you wish (it stays with the
     city hall). A second rating for the same case answers 409."""
-    case = await _case_of(pool, body.tracking_code, limiter=limiter, client=_client(request))
+    case = await case_of_code(pool, body.tracking_code, limiter=limiter, client=client_of(request))
     at = datetime.now(UTC)
     async with pool.acquire() as conn, conn.transaction():
         await _record(conn, case, body, at)

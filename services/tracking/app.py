@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from services.tracking.api import router
 from services.tracking.consumers import make_consumer
 from services.tracking.figures import FiguresCache
-from services.tracking.lookup import Limiter
+from services.tracking.lookup import make_limiter
 from services.tracking.settings import TrackingSettings
 from services.tracking.web import router as web_router
 from services.tracking.web import static_files
@@ -37,6 +37,6 @@ def create_app(settings: TrackingSettings | None = None) -> FastAPI:
         routers=[router, web_router],
         on_start=_start,
     )
-    app.state.limiter = Limiter(settings)
+    app.state.limiter = make_limiter(settings)
     app.mount("/static", static_files(), name="static")
     return app

@@ -1,19 +1,19 @@
 """Looking a case up by its tracking code: shared by the JSON API and the web page.
 
-Mistyped and unknown codes count against a per-client limit, so codes cannot be guessed at speed; an
-unknown code is answered the same way whether or not it ever existed.
+Lookups and misses (mistyped, malformed and unknown codes) count against per-client budgets
+(`shared.ratelimit`), so codes cannot be guessed at speed: a lookup takes its miss before anything else,
+even before waiting for a case submitted a moment ago, and gives it back when the code is found. An
+unknown code is answered the same way whether or not it ever existed. The code itself is never logged.
 """
 
 from __future__ import annotations
 
-import time
+import asyncio
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 from fastapi import Request
-from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
-from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter, RateLimiter
 
 from services.tracking import queries
 from services.tracking.domain import build_view
@@ -23,66 +23,68 @@ from services.tracking.settings import TrackingSettings
 from shared import tracking_code
 from shared.http import ApiError
 from shared.procedures import CITY_TIMEZONE, Catalogue
+from shared.ratelimit import Limiter, client_of
 from shared.telemetry import meter
 
 lookups = meter.create_counter("suivi.tracking.lookups", unit="{lookup}", description="Tracking-code lookups")
 
-
-class Limiter:
-    """Per-client limits, in this replica's memory (a client hitting several replicas gets each one's)."""
-
-    def __init__(self, settings: TrackingSettings) -> None:
-        storage = MemoryStorage()
-        # Misses are few and matter most: a moving window. Every lookup: a fixed window, cheap per request.
-        self._strategies: dict[str, RateLimiter] = {
-            "misses": MovingWindowRateLimiter(storage),
-            "lookups": FixedWindowRateLimiter(storage),
-        }
-        self.misses: RateLimitItem = parse(settings.miss_limit)
-        self.lookups: RateLimitItem = parse(settings.lookup_limit)
-
-    def check(self, client: str) -> None:
-        for name, item in (("misses", self.misses), ("lookups", self.lookups)):
-            window = self._strategies[name]
-            if not window.test(item, client):
-                reset = window.get_window_stats(item, client).reset_time
-                seconds = max(1, int(reset - time.time()) + 1)
-                raise ApiError(
-                    "error.rate_limited", status=429, seconds=seconds, headers={"Retry-After": str(seconds)}
-                )
-        self._strategies["lookups"].hit(self.lookups, client)
-
-    def miss(self, client: str) -> None:
-        self._strategies["misses"].hit(self.misses, client)
+Found = tuple[dict[str, Any], list[dict[str, Any]]]
 
 
-def client_of(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+def make_limiter(settings: TrackingSettings) -> Limiter:
+    return Limiter(misses=settings.miss_limit, requests=settings.lookup_limit)
+
+
+def _digest(code: str) -> str:
+    try:
+        return tracking_code.digest(code)
+    except tracking_code.MistypedCode as exc:
+        lookups.add(1, {"outcome": "mistyped"})
+        raise ApiError("error.code_mistyped", status=422) from exc
+    except tracking_code.MalformedCode as exc:
+        lookups.add(1, {"outcome": "malformed"})
+        raise ApiError("error.code_malformed", status=422, code=code[:40]) from exc
+
+
+async def _find(request: Request, digest: str, *, min_version: int) -> Found | None:
+    settings: TrackingSettings = request.app.state.settings
+    pool: asyncpg.Pool = request.app.state.runtime.pool
+    patience = settings.read_your_writes_seconds if min_version > 1 else settings.unknown_code_grace_seconds
+    search = asyncio.ensure_future(
+        queries.wait_for_case(pool, digest, min_version=min_version, patience=patience)
+    )
+    try:
+        done, _ = await asyncio.wait({search}, timeout=patience + settings.database_timeout_seconds)
+    except asyncio.CancelledError:
+        search.cancel()
+        raise
+    if search not in done:
+        # A database that stops answering is a 503 now. The search is left to end on its own: cancelling
+        # it would wait for the silent server to acknowledge, and the pool's command timeout bounds it.
+        search.add_done_callback(_forget)
+        raise TimeoutError("the read model did not answer in time")
+    return search.result()
+
+
+def _forget(search: asyncio.Future[Found | None]) -> None:
+    if not search.cancelled():
+        search.exception()  # retrieved: the outage was answered already (503)
 
 
 async def lookup(*, request: Request, code: str, lang: str, min_version: int = 1) -> TrackingView:
     state = request.app.state
-    settings: TrackingSettings = state.settings
     limiter: Limiter = state.limiter
-    pool: asyncpg.Pool = state.runtime.pool
-    client = client_of(request)
-    limiter.check(client)
+    attempt = limiter.attempt(client_of(request))  # 429 here, before any wait
+    digest = _digest(code)
     try:
-        digest = tracking_code.digest(code)
-    except tracking_code.MistypedCode as exc:
-        limiter.miss(client)
-        lookups.add(1, {"outcome": "mistyped"})
-        raise ApiError("error.code_mistyped", status=422) from exc
-    except tracking_code.MalformedCode as exc:
-        limiter.miss(client)
-        lookups.add(1, {"outcome": "malformed"})
-        raise ApiError("error.code_malformed", status=422, code=code[:40]) from exc
-    patience = settings.read_your_writes_seconds if min_version > 1 else settings.unknown_code_grace_seconds
-    found = await queries.wait_for_case(pool, digest, min_version=min_version, patience=patience)
+        found = await _find(request, digest, min_version=min_version)
+    except BaseException:
+        attempt.found()  # an outage or a cancelled request is no guess
+        raise
     if found is None:
-        limiter.miss(client)
         lookups.add(1, {"outcome": "unknown"})
         raise ApiError("error.code_unknown", status=404)
+    attempt.found()
     lookups.add(1, {"outcome": "found"})
     catalogue: Catalogue = state.catalogue
     figures: FiguresCache = state.figures

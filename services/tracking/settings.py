@@ -5,7 +5,8 @@ from shared.settings import ServiceSettings
 
 class TrackingSettings(ServiceSettings):
     port: int = Field(default=8003, validation_alias=AliasChoices("TRACKING_PORT"))
-    # Lookups that miss (mistyped or unknown code) per client; past it, every lookup gets 429.
+    # Lookups that miss (mistyped or unknown code) per client; past it, every lookup gets 429. A lookup
+    # takes its miss before it looks (and gives it back if the code is found): see `shared.ratelimit`.
     miss_limit: str = Field(default="10/minute", validation_alias=AliasChoices("TRACKING_MISS_LIMIT"))
     lookup_limit: str = Field(default="120/minute", validation_alias=AliasChoices("TRACKING_LOOKUP_LIMIT"))
     # A case acknowledged a moment ago may not be folded yet: wait this long before answering 404.
@@ -15,4 +16,8 @@ class TrackingSettings(ServiceSettings):
     # How long `?min_version=` may wait for the projection to catch up.
     read_your_writes_seconds: float = Field(
         default=3.0, ge=0, le=30, validation_alias=AliasChoices("TRACKING_READ_WAIT")
+    )
+    # A lookup gives up on a database that stops answering after this long (beyond its wait): a 503.
+    database_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, validation_alias=AliasChoices("TRACKING_DATABASE_TIMEOUT")
     )

@@ -1,18 +1,24 @@
 """tracking's web page: type a tracking code, see the case. Works without JavaScript.
 
 Same lookup as the JSON API (`lookup.py`) and the same status codes; a failed lookup shows the form again
-with the reason, in the reader's language. Every word comes from `shared/locales/`. A tracking code is a
-bearer secret: pages carrying one are never cached nor sent on as a referrer, and nothing here logs it.
+with the reason, in the reader's language, and an outage or a fault is an HTML page too (503 with
+`Retry-After`, 500 with a reference), never the JSON problem of the API. Every word comes from
+`shared/locales/`. A tracking code is a bearer secret: pages carrying one are never cached nor sent on as
+a referrer, and nothing here logs it (not even an exception's message, which might quote it).
 """
 
 from __future__ import annotations
 
+import logging
+import traceback
+import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import asyncpg
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
@@ -21,11 +27,21 @@ from markupsafe import Markup, escape
 
 from services.tracking.lookup import lookup
 from services.tracking.schemas import TrackingView
-from shared.http import ApiError, language_of
+from shared.http import ApiError, language_of, route_template
 from shared.i18n import languages, translate
 from shared.procedures import CITY_TIMEZONE
 
+log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
+# What shared/http answers with a JSON 503: here, an HTML page.
+UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    OSError,
+    TimeoutError,
+)
+RETRY_AFTER_SECONDS = 2
 # Dates are read in the city's time: an event at 23:30 UTC happened the next day in Paris.
 
 HEADERS = {
@@ -116,10 +132,40 @@ async def _track(request: Request, code: str) -> HTMLResponse:
     try:
         if not code.strip():
             raise ApiError("page.error.code_empty", status=422)
-        view = await lookup(request=request, code=code, lang=lang)
+        return _result(lang, await lookup(request=request, code=code, lang=lang))
     except ApiError as exc:
         return _failed_lookup(lang, code, exc)
-    return _result(lang, view)
+    except UNAVAILABLE as exc:
+        return _unavailable(request, lang, exc)
+    except Exception as exc:
+        return _fault(request, lang, exc)
+
+
+def _unavailable(request: Request, lang: str, exc: BaseException) -> HTMLResponse:
+    log.warning(
+        "%s %s: a backing service is unavailable: %s",
+        request.method,
+        route_template(request),
+        type(exc).__name__,
+    )
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS), **PRIVATE}
+    return _fault_page(lang, "page.unavailable.heading", "page.unavailable.text", status=503, headers=headers)
+
+
+def _fault(request: Request, lang: str, exc: BaseException) -> HTMLResponse:
+    reference = uuid.uuid4().hex[:12]
+    # The frames, not the message: a message may quote the code.
+    log.error(
+        "unexpected error on %s %s (reference %s): %s\n%s",
+        request.method,
+        route_template(request),
+        reference,
+        type(exc).__name__,
+        "".join(traceback.format_tb(exc.__traceback__)),
+    )
+    return _fault_page(
+        lang, "page.internal.heading", "page.internal.text", status=500, headers=PRIVATE, reference=reference
+    )
 
 
 def _result(lang: str, view: TrackingView) -> HTMLResponse:
@@ -141,6 +187,24 @@ def _failed_lookup(lang: str, typed: str, exc: ApiError) -> HTMLResponse:
         alternates=alternates,
         typed=typed,
         error=t(exc.key, **exc.params),
+    )
+
+
+def _fault_page(
+    lang: str, heading_key: str, text_key: str, *, status: int, headers: dict[str, str], **params: object
+) -> HTMLResponse:
+    """An outage or a fault on our side, said in the reader's language."""
+    t = Texts(lang)
+    heading = t(heading_key)
+    return _render(
+        "fault.html",
+        lang,
+        status=status,
+        headers=headers,
+        title=t("page.error_title", page=heading),
+        alternates=[],
+        heading=heading,
+        text=t(text_key, **params),
     )
 
 

@@ -65,7 +65,7 @@ def create_app(settings: WorkflowSettings | None = None, *, clock: Clock | None 
         title="Suivi workflow",
         settings=settings,
         migrations=Path(__file__).parent / "migrations",
-        shared_sql=("eventstore", "projection"),
+        shared_sql=("eventstore", "projection", "idempotency"),
         routers=[router],
         on_start=_start,
     )

@@ -3,8 +3,6 @@ the events, the new state and the idempotency key in one transaction."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import uuid
 from typing import Any
@@ -14,7 +12,9 @@ import asyncpg
 from services.workflow import domain, queries
 from services.workflow.clock import Clock, city_today
 from services.workflow.schemas import ActionCreate
+from shared import idempotency
 from shared.auth import Agent
+from shared.idempotency import Answer, Idempotent
 from shared.procedures import Catalogue
 
 log = logging.getLogger(__name__)
@@ -24,28 +24,24 @@ class NotFound(domain.WorkflowError):
     status = 404
 
 
-class KeyReused(domain.WorkflowError):
-    status = 422
-
-
 def _hash(command: ActionCreate) -> str:
-    return hashlib.sha256(json.dumps(command.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+    return idempotency.fingerprint(command.model_dump(mode="json"))
 
 
-async def _replay(
-    conn: asyncpg.Connection, *, agent: Agent, key: str, request_hash: str
-) -> dict[str, Any] | None:
-    row = await conn.fetchrow(
-        "SELECT request_hash, response FROM workflow.idempotency_keys WHERE agent = $1 AND key = $2",
-        agent.id,
-        key,
-    )
-    if row is None:
+def _idempotent(
+    key: str | None, *, agent: Agent, case_id: uuid.UUID, command: ActionCreate
+) -> Idempotent | None:
+    if key is None:
         return None
-    if row["request_hash"] != request_hash:
-        raise KeyReused("error.idempotency_key_reused")
-    response: dict[str, Any] = row["response"]
-    return response
+    # An agent's key is theirs, for one case: the same key on two cases is two keys.
+    scope = f"action:{agent.id}:{case_id}"
+    return Idempotent(schema=queries.SCHEMA, scope=scope, key=key, request_hash=_hash(command))
+
+
+async def _replay(conn: asyncpg.Connection, request: Idempotent | None) -> dict[str, Any] | None:
+    """The answer to this key's first request (a reused key raises `idempotency.KeyReused`, a 422)."""
+    stored = await idempotency.claim(conn, request) if request else None
+    return stored.body if stored else None
 
 
 def _apply(
@@ -77,9 +73,8 @@ async def act(
         if state is None:
             raise NotFound("workflow.case_not_found", case_id=case_id)
         domain.check_visible(state, agent)
-        if idempotency_key and (
-            previous := await _replay(conn, agent=agent, key=idempotency_key, request_hash=_hash(command))
-        ):
+        idempotent = _idempotent(idempotency_key, agent=agent, case_id=case_id, command=command)
+        if (previous := await _replay(conn, idempotent)) is not None:
             return previous, True
         domain.check_version(state, command.expected_version)
         new_state, events = _apply(state, command, agent, clock)
@@ -93,14 +88,8 @@ async def act(
             "outcome": new_state.outcome,
             "assignee": new_state.assignee,
         }
-        if idempotency_key:
-            await conn.execute(
-                "INSERT INTO workflow.idempotency_keys(key, agent, request_hash, response) VALUES ($1, $2, $3, $4)",
-                idempotency_key,
-                agent.id,
-                _hash(command),
-                answer,
-            )
+        if idempotent:
+            await idempotency.remember(conn, idempotent, Answer(status=200, body=answer))
     log.info(
         "agent %s did %s (now %s, version %d)",
         agent.id,

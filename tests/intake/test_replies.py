@@ -203,6 +203,23 @@ async def test_too_many_wrong_codes_are_slowed_down(strict_intake: httpx.AsyncCl
     assert "Try again in" in blocked.json()["detail"]
 
 
+async def test_guesses_sent_at_once_get_one_miss_and_then_429(strict_intake: httpx.AsyncClient) -> None:
+    await submit(strict_intake)
+    answers = await asyncio.gather(
+        *[send_reply(strict_intake, tracking_code.generate(), body=make_reply()) for _ in range(50)]
+    )
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [404] + [429] * 49
+    assert all(int(a.headers["Retry-After"]) >= 1 for a in answers if a.status_code == 429)
+
+
+async def test_a_right_code_gives_its_miss_back(strict_intake: httpx.AsyncClient) -> None:
+    code = (await submit(strict_intake))["tracking_code"]
+    for _ in range(3):
+        assert (await send_reply(strict_intake, code, body=make_reply())).status_code == 202
+    assert (await send_reply(strict_intake, tracking_code.generate(), body=make_reply())).status_code == 404
+
+
 async def test_a_retried_reply_is_recorded_once(intake: httpx.AsyncClient, env: Env) -> None:
     code = (await submit(intake))["tracking_code"]
     key = {"Idempotency-Key": "reply-form-1"}
@@ -210,9 +227,9 @@ async def test_a_retried_reply_is_recorded_once(intake: httpx.AsyncClient, env: 
     first = await send_reply(intake, code, body=make_reply(), headers=key)
     again = await send_reply(intake, code, body=make_reply(), headers=key)
 
-    assert (first.status_code, again.status_code) == (202, 200)
+    assert (first.status_code, again.status_code) == (202, 202)
     assert again.headers["Idempotent-Replayed"] == "true"
-    assert first.json() == again.json()
+    assert first.content == again.content
     assert await _recorded(env) == (1, 1)
 
 
@@ -224,8 +241,21 @@ async def test_concurrent_retries_record_one_reply(intake: httpx.AsyncClient, en
             for _ in range(6)
         ]
     )
-    assert sorted(a.status_code for a in answers) == [200] * 5 + [202]
-    assert len({a.json()["reply_id"] for a in answers}) == 1
+    assert [a.status_code for a in answers] == [202] * 6, [a.text for a in answers]
+    assert len({a.content for a in answers}) == 1
+    assert sorted(a.headers.get("Idempotent-Replayed", "") for a in answers) == [""] + ["true"] * 5
+    assert await _recorded(env) == (1, 1)
+
+
+async def test_a_key_reused_at_the_same_moment_is_refused_not_a_500(
+    intake: httpx.AsyncClient, env: Env
+) -> None:
+    code = (await submit(intake))["tracking_code"]
+    bodies = [make_reply(), make_reply(message="Autre chose")] * 3
+    answers = await asyncio.gather(
+        *[send_reply(intake, code, body=body, headers={"Idempotency-Key": "k"}) for body in bodies]
+    )
+    assert sorted(a.status_code for a in answers) == [202] * 3 + [422] * 3, [a.text for a in answers]
     assert await _recorded(env) == (1, 1)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import httpx
@@ -9,7 +11,9 @@ import pytest
 
 from services.tracking.app import create_app
 from shared import tracking_code
+from tests.builders import make_case
 from tests.conftest import Env, _client, tracking_settings
+from tests.waiting import eventually, scalar
 
 
 @pytest.fixture
@@ -39,6 +43,34 @@ async def test_guessing_codes_is_slowed_down_with_retry_after(strict_tracking: h
     assert blocked.status_code == 429
     assert 1 <= int(blocked.headers["Retry-After"]) <= 60
     assert "Try again in" in blocked.json()["detail"]
+
+
+async def test_guesses_sent_at_once_get_the_miss_budget_and_then_429(env: Env) -> None:
+    """The miss is taken before the lookup waits for a case submitted a moment ago, not after."""
+    settings = tracking_settings(
+        env, miss_limit="10/hour", lookup_limit="1000/minute", unknown_code_grace_seconds=0.5
+    )
+    async for client in _client(create_app(settings)):
+        answers = await asyncio.gather(
+            *[client.get(f"/v1/track/{tracking_code.generate()}") for _ in range(200)]
+        )
+    assert Counter(a.status_code for a in answers) == {404: 10, 429: 190}
+    assert all(int(a.headers["Retry-After"]) >= 1 for a in answers if a.status_code == 429)
+
+
+async def test_a_code_found_costs_no_miss(
+    intake: httpx.AsyncClient, strict_tracking: httpx.AsyncClient, env: Env
+) -> None:
+    code = (await intake.post("/v1/cases", json=make_case())).json()["tracking_code"]
+    folded = await eventually(
+        lambda: scalar(env.database_url, "SELECT count(*) FROM tracking.cases"), until=lambda n: n == 1
+    )
+    assert folded == 1
+    for _ in range(5):
+        assert (await strict_tracking.get(f"/v1/track/{code}")).status_code == 200
+    for _ in range(3):
+        assert (await strict_tracking.get(f"/v1/track/{tracking_code.generate()}")).status_code == 404
+    assert (await strict_tracking.get(f"/v1/track/{code}")).status_code == 429
 
 
 async def test_readiness_needs_postgresql_but_survives_a_nats_outage(

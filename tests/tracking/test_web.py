@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 
 import httpx
 import pytest
+from markupsafe import escape
 
 from services.tracking.app import create_app as create_tracking
 from services.tracking.web import Texts
@@ -190,3 +191,33 @@ def test_every_language_has_every_page_text() -> None:
     assert page_keys["fr"]
     for lang, keys in page_keys.items():
         assert keys == page_keys["fr"], lang
+
+
+@pytest.mark.parametrize(
+    ("lang", "heading"), [("fr", "Une erreur s'est produite"), ("en", "Something went wrong")]
+)
+async def test_a_fault_is_an_html_page_with_a_reference_and_logs_no_code(
+    tracking: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    lang: str,
+    heading: str,
+) -> None:
+    code = tracking_code.generate()
+
+    async def broken(*, code: str, **_: object) -> None:
+        raise RuntimeError(f"cannot show {code}")
+
+    monkeypatch.setattr("services.tracking.web.lookup", broken)
+    caplog.set_level(logging.DEBUG)
+
+    page = await tracking.get(f"/suivi/{code}", params={"lang": lang})
+
+    assert page.status_code == 500
+    assert page.headers["content-type"].startswith("text/html")
+    assert f"<h1>{escape(heading)}</h1>" in page.text
+    reference = re.search(r"\b[0-9a-f]{12}\b", page.text)
+    assert reference and any(reference[0] in r.getMessage() for r in caplog.records)
+    for record in caplog.records:
+        if not record.name.startswith("httpx"):  # the test's own client
+            assert code not in record.getMessage() + repr(record.args) + str(record.exc_info)

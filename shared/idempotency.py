@@ -1,0 +1,102 @@
+"""`Idempotency-Key`, the same way for every writer: one effect per key, and every retry gets the first
+answer back, status and body, however late.
+
+A key is scoped to who sent it and what it is for (`Idempotent.scope`, e.g. `action:<agent>:<case_id>`):
+the same key sent for two cases is two keys. The answers live in the writer's schema, in the table of
+`shared/sql/idempotency.sql` (list `"idempotency"` in the app's `shared_sql`).
+
+`once` runs inside the writer's transaction. It first takes a transaction-level advisory lock on the
+scope and key, so a second request with the same key waits until the first commits or rolls back, then
+replays the first's answer (or, if the first rolled back, does the work itself). Only the lock's holder
+inserts the key's row: no unique violation can reach the client.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from shared.db import advisory_key
+from shared.http import DomainError
+
+
+class KeyReused(DomainError):
+    """The key was already used for a different request (422 in every app's error map)."""
+
+    def __init__(self) -> None:
+        super().__init__("error.idempotency_key_reused")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the client was told: replayed as is to a retry."""
+
+    status: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Idempotent:
+    """A request sent with an `Idempotency-Key`, as the key store sees it."""
+
+    schema: str
+    scope: str
+    key: str
+    request_hash: str
+
+
+def fingerprint(request: object) -> str:
+    """The hash that tells a retry (same request) from a reused key (another request)."""
+    return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+
+
+async def once(
+    conn: asyncpg.Connection, request: Idempotent | None, work: Callable[[], Awaitable[Answer]]
+) -> tuple[Answer, bool]:
+    """`work()`'s answer, or the answer stored for this key; and whether it is a replay.
+
+    Call it inside a transaction, with `work` writing through the same connection: the key is recorded
+    with the work's effect, or not at all. Raises `KeyReused` if the key came with another request."""
+    if request is None:
+        return await work(), False
+    if (stored := await claim(conn, request)) is not None:
+        return stored, True
+    answer = await work()
+    await remember(conn, request, answer)
+    return answer, False
+
+
+async def claim(conn: asyncpg.Connection, request: Idempotent) -> Answer | None:
+    """The answer stored for this key, or None: then this transaction holds the key until it ends, and
+    should `remember` its answer. A request with the same key waits here for the holder to finish."""
+    lock = advisory_key(f"idempotency:{request.schema}:{request.scope}:{request.key}")
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", lock)
+    stored = await conn.fetchrow(
+        f"SELECT request_hash, status, body FROM {request.schema}.idempotent_requests "
+        "WHERE scope = $1 AND key = $2",
+        request.scope,
+        request.key,
+    )
+    if stored is None:
+        return None
+    if stored["request_hash"] != request.request_hash:
+        raise KeyReused()
+    return Answer(status=stored["status"], body=stored["body"])
+
+
+async def remember(conn: asyncpg.Connection, request: Idempotent, answer: Answer) -> None:
+    """Store the answer of the key `claim`ed in this transaction."""
+    await conn.execute(
+        f"INSERT INTO {request.schema}.idempotent_requests(scope, key, request_hash, status, body) "
+        "VALUES ($1, $2, $3, $4, $5)",
+        request.scope,
+        request.key,
+        request.request_hash,
+        answer.status,
+        answer.body,
+    )
