@@ -5,9 +5,13 @@ Only the system Chromium is used (`/usr/bin/chromium`); Playwright's own browser
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,7 @@ from devtools import dev_issuer
 from tests.builders import make_case
 from tests.conftest import Env, Tokens
 from tests.processes import ServiceProcess, service_env
+from tests.tracking.test_forecast import publish_forecast
 
 pytestmark = pytest.mark.browser
 
@@ -36,6 +41,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 BLOCKING_IMPACTS = ("serious", "critical")
+# Where the screenshots go, to be looked at (SUIVI_SCREENSHOTS to keep them somewhere else).
+SCREENSHOTS = Path(os.environ.get("SUIVI_SCREENSHOTS", tempfile.gettempdir()))
 
 
 @dataclass
@@ -254,3 +261,21 @@ def test_a_case_waiting_for_the_citizen_says_how_to_reply_accessibly(
     ).is_visible()
     violations = [v for v in Axe().run(page).response["violations"] if v["impact"] in BLOCKING_IMPACTS]
     assert not violations, [f"{v['id']}: {v['help']}" for v in violations]
+
+
+def test_the_forecast_reads_as_two_dates_and_how_they_are_computed(site: Site, page: Page, env: Env) -> None:
+    steps = {"received": {"n": 42, "p50_days": 30, "p90_days": 51, "usual_days": 2.4, "usual_n": 42}}
+    with ThreadPoolExecutor(1) as thread:  # the browser tests run in the session's event loop already
+        thread.submit(asyncio.run, publish_forecast(env, "permis-construire", steps)).result()
+    code = site.submit()["tracking_code"]
+    page.goto(f"{site.tracking}/suivi/{code}?lang=fr")
+    forecast = page.get_by_role("region", name="Quand le dossier sera probablement décidé")
+    expect(forecast).to_contain_text("42 dossiers semblables")
+    assert forecast.locator("time").count() == 2
+    expect(page.locator(".step-current .step-duration")).to_contain_text("(mesuré sur les dossiers récents)")
+    violations = [v for v in Axe().run(page).response["violations"] if v["impact"] in BLOCKING_IMPACTS]
+    assert not violations, [f"{v['id']}: {v['help']}" for v in violations]
+    page.screenshot(path=SCREENSHOTS / "forecast-desktop.png", full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=SCREENSHOTS / "forecast-phone.png", full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
