@@ -51,6 +51,7 @@ from typing import Any, NoReturn, Protocol
 import asyncpg
 import httpx
 
+from devtools.bench_stats import StatsResult, measure_stats
 from devtools.servers import NatsServer, PostgresServer, UvicornProcess
 from tests.builders import make_case
 
@@ -332,6 +333,7 @@ def Uvicorn(app: str, *, env: dict[str, str], log: Path) -> UvicornProcess:
 
 @dataclass(frozen=True)
 class Stack:
+    env: dict[str, str]
     database_url: str
     intake: UvicornProcess
     tracking: UvicornProcess
@@ -366,7 +368,7 @@ def start_stack(stack: contextlib.ExitStack, workdir: Path, logs: Path) -> Stack
         stack.callback(app.stop)
         apps.append(app.start())
     stack.callback(print, "stopping the services, NATS and PostgreSQL ...", flush=True)
-    return Stack(database_url, *apps)
+    return Stack(env, database_url, *apps)
 
 
 # --- data for the bench ---------------------------------------------------------------------------------
@@ -500,8 +502,20 @@ def convergence_line(c: Convergence) -> str:
     return f"ONLY {c.visible} of {c.submitted} submitted cases visible on tracking after {c.seconds:.0f} s"
 
 
+def stats_line(r: StatsResult) -> str:
+    return (
+        f"stats folds {r.fold_events_per_s:.0f} events/s, a raw pull-consume-and-ack {r.raw_events_per_s:.0f} "
+        f"(ratio {r.ratio:.2f}, {r.events} events); its monthly series answers in {r.query_p50_ms:.1f} ms (p50)"
+    )
+
+
 def write_json(
-    path: Path, config: Config, generator: LoadGenerator, pairs: list[Pair], c: Convergence
+    path: Path,
+    config: Config,
+    generator: LoadGenerator,
+    pairs: list[Pair],
+    c: Convergence,
+    stats: StatsResult,
 ) -> None:
     report = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -524,6 +538,7 @@ def write_json(
             for p in pairs
         ],
         "convergence": {**asdict(c), "complete": c.complete},
+        "stats": stats.as_json(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -534,7 +549,7 @@ def write_json(
 
 def run(
     config: Config, workdir: Path, stack: contextlib.ExitStack
-) -> tuple[LoadGenerator, list[Pair], Convergence]:
+) -> tuple[LoadGenerator, list[Pair], Convergence, StatsResult]:
     logs = RESULTS_DIR / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     print(f"starting PostgreSQL, NATS, intake, tracking and the baseline (logs in {logs}) ...", flush=True)
@@ -564,7 +579,17 @@ def run(
         Target("tracking-lookup", s.tracking.url, "GET", [f"/v1/track/{code}" for code in codes], 200),
         Target("baseline-select", s.baseline.url, "GET", [f"/row/{row_id}" for row_id in ids], 200),
     )
-    return generator, [submissions, lookups], convergence
+    print(
+        "stats: importing a history, then timing a raw consumer and stats' fold of the stream ...", flush=True
+    )
+    stats = measure_stats(
+        stack,
+        env=s.env,
+        logs=logs,
+        options=UVICORN_OPTIONS,
+        scale=float(os.environ.get("BENCH_STATS_SCALE", "0.5")),
+    )
+    return generator, [submissions, lookups], convergence, stats
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> NoReturn:
@@ -582,7 +607,7 @@ def main() -> int:
     config = Config.from_env()
     try:
         with _scratch() as workdir, contextlib.ExitStack() as stack:
-            generator, pairs, convergence = run(config, workdir, stack)
+            generator, pairs, convergence, stats = run(config, workdir, stack)
     except KeyboardInterrupt:
         print("\ninterrupted: every process the bench started is stopped", file=sys.stderr)
         return 130
@@ -593,8 +618,9 @@ def main() -> int:
         f"{config.concurrency} connections, {config.seconds:g} s per measure, {os.cpu_count()} CPUs"
     )
     print(convergence_line(convergence))
+    print(stats_line(stats))
     out = RESULTS_DIR / "latest.json"
-    write_json(out, config, generator, pairs, convergence)
+    write_json(out, config, generator, pairs, convergence, stats)
     print(f"written to {out.relative_to(REPO_ROOT)}")
     failed = any(p.suivi.errors or p.baseline.errors for p in pairs) or not convergence.complete
     return 1 if failed else 0
