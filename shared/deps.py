@@ -9,7 +9,7 @@ import asyncpg
 from fastapi import Depends, Header, Request
 
 from shared.http import ApiError
-from shared.procedures import Catalogue
+from shared.procedures import Catalogue, Procedure
 
 
 async def _pool(request: Request) -> asyncpg.Pool:
@@ -29,6 +29,16 @@ async def _idempotency_key(
     if key is not None and not (1 <= len(key) <= 200 and key.isprintable() and key.strip()):
         raise ApiError("error.idempotency_key_invalid")
     return key
+
+
+def procedure_or_404(catalogue: Catalogue, code: str) -> Procedure:
+    """The newest version of a procedure, or a 404 naming the procedures there are."""
+    procedure = catalogue.latest(code)
+    if procedure is None:
+        raise ApiError(
+            "error.unknown_procedure", status=404, code=code, available=", ".join(catalogue.codes())
+        )
+    return procedure
 
 
 Pool = Annotated[asyncpg.Pool, Depends(_pool)]

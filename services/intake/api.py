@@ -22,6 +22,7 @@ from services.intake.schemas import (
     StepPublic,
 )
 from shared import idempotency
+from shared.deps import procedure_or_404
 from shared.http import ApiError, Lang
 from shared.idempotency import Answer, Idempotent
 from shared.procedures import Catalogue, Procedure, Text
@@ -52,18 +53,9 @@ async def list_procedures(catalogue: CatalogueDep, lang: Lang) -> list[dict[str,
     return [_summary(p, lang) for p in catalogue.all_latest()]
 
 
-def _procedure_or_404(catalogue: Catalogue, code: str) -> Procedure:
-    procedure = catalogue.latest(code)
-    if procedure is None:
-        raise ApiError(
-            "error.unknown_procedure", status=404, code=code, available=", ".join(catalogue.codes())
-        )
-    return procedure
-
-
 @router.get("/procedures/{code}", response_model=ProcedurePublic)
 async def get_procedure(code: str, catalogue: CatalogueDep, lang: Lang) -> ProcedurePublic:
-    p = _procedure_or_404(catalogue, code)
+    p = procedure_or_404(catalogue, code)
     return ProcedurePublic(
         **_summary(p, lang),
         legal_basis=p.legal_basis,
@@ -125,7 +117,7 @@ def _idempotent(key: str | None, body: CaseCreate) -> Idempotent | None:
 async def _submit(
     conn: asyncpg.Connection, body: CaseCreate, catalogue: Catalogue, settings: SettingsDep, lang: str
 ) -> Answer:
-    procedure = _procedure_or_404(catalogue, body.procedure)
+    procedure = procedure_or_404(catalogue, body.procedure)
     data, errors = domain.check_data(procedure, body.data, lang)
     applicant, applicant_errors = domain.check_applicant(body.applicant, lang)
     if errors or applicant_errors:
@@ -154,7 +146,7 @@ async def _migrated(
         return answer
     case = await queries.get_case(pool, uuid.UUID(answer.body["migrated_case_id"]))
     assert case is not None, "a key's case is never deleted"
-    public = _public(case, _procedure_or_404(catalogue, case["procedure"]), settings, lang)
+    public = _public(case, procedure_or_404(catalogue, case["procedure"]), settings, lang)
     return Answer(status=answer.status, body=public.model_dump(mode="json"))
 
 

@@ -11,7 +11,7 @@ from services.stats import domain, queries
 from services.stats.report import Figures, Period, periods
 from services.stats.schemas import Method, ProcedureList, ProcedureSeries, ProcedureSummary
 from services.stats.settings import StatsSettings
-from shared.deps import CatalogueDep, Pool
+from shared.deps import CatalogueDep, Pool, procedure_or_404
 from shared.http import ApiError, Lang
 from shared.i18n import translate
 from shared.procedures import Procedure
@@ -39,15 +39,6 @@ def _month(text: str) -> date:
     return date(int(text[:4]), int(text[5:7]), 1)
 
 
-def _procedure(catalogue: CatalogueDep, code: str) -> Procedure:
-    procedure = catalogue.latest(code)
-    if procedure is None:
-        raise ApiError(
-            "error.unknown_procedure", status=404, code=code, available=", ".join(catalogue.codes())
-        )
-    return procedure
-
-
 def _deadline(procedure: Procedure) -> dict[str, int] | None:
     rule = procedure.legal_deadline
     return {"months": rule.months, "days": rule.days} if rule else None
@@ -62,7 +53,7 @@ async def list_procedures(request: Request, pool: Pool, catalogue: CatalogueDep,
     months = domain.months_between(date(this_month.year - 1, this_month.month, 1), this_month)[1:]
     summaries = []
     for code in catalogue.codes():
-        procedure = _procedure(catalogue, code)
+        procedure = procedure_or_404(catalogue, code)
         data = await queries.aggregates(pool, procedure=code, first=months[0], last=months[-1], district="")
         figures = Figures(data, threshold=settings.suppression_threshold, now=now)
         last_12 = Period(
@@ -96,7 +87,7 @@ async def procedure_series(
 ) -> ProcedureSeries:
     """The series of one procedure, month by month (or by quarter or year), each figure with its n."""
     settings: StatsSettings = request.app.state.settings
-    procedure = _procedure(catalogue, code)
+    procedure = procedure_or_404(catalogue, code)
     now = datetime.now(UTC)
     last = _month(to) if to else domain.month_of(now)
     first = _month(from_) if from_ else (await queries.first_month(pool, code) or last)
