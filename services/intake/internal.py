@@ -1,21 +1,50 @@
 """intake's internal API, for other Suivi services only (not routed by the public ingress).
 
-workflow asks here for an applicant's contact details when an agent opens a case, instead of the
-details ever travelling on the bus.
+workflow asks here for what the citizen gave (contact details, the form, their replies) when an agent
+opens a case, instead of any of it ever travelling on the bus. The caller logs each read.
 """
 
 from __future__ import annotations
 
 import hmac
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import APIRouter, Header
+from pydantic import BaseModel
 
 from services.intake.deps import Pool, SettingsDep
 from shared.http import ApiError
 
 router = APIRouter(prefix="/internal/v1", include_in_schema=False)
+
+
+class ApplicantInternal(BaseModel):
+    name: str
+    email: str | None
+    phone: str | None
+    language: str
+
+
+class ReplyInternal(BaseModel):
+    reply_id: uuid.UUID
+    message: str
+    documents: list[str]
+    received_at: datetime
+
+
+class CaseFileInternal(BaseModel):
+    """Everything the citizen gave for a case: the form as submitted, the applicant, the replies."""
+
+    case_id: uuid.UUID
+    procedure: str
+    procedure_version: int
+    submitted_at: datetime
+    data: dict[str, Any]
+    applicant: ApplicantInternal | None
+    replies: list[ReplyInternal]
 
 
 def _check_token(settings: SettingsDep, authorization: str | None) -> None:
@@ -24,7 +53,11 @@ def _check_token(settings: SettingsDep, authorization: str | None) -> None:
         raise ApiError("auth.missing_token", status=401)
 
 
-@router.get("/cases/{case_id}/applicant")
+def _not_found(case_id: uuid.UUID) -> ApiError:
+    return ApiError("intake.case_not_found", status=404, case_id=case_id)
+
+
+@router.get("/cases/{case_id}/applicant", response_model=ApplicantInternal)
 async def get_applicant(
     case_id: uuid.UUID,
     pool: Pool,
@@ -36,5 +69,43 @@ async def get_applicant(
         "SELECT name, email, phone, language FROM intake.applicants WHERE case_id = $1", case_id
     )
     if row is None:
-        raise ApiError("workflow.case_not_found", status=404, case_id=case_id)
+        raise _not_found(case_id)
     return dict(row)
+
+
+async def _case_file(conn: asyncpg.Connection, case_id: uuid.UUID) -> dict[str, Any] | None:
+    case = await conn.fetchrow(
+        "SELECT c.case_id, c.procedure, c.procedure_version, c.submitted_at, c.data, "
+        "a.case_id IS NOT NULL AS has_applicant, a.name, a.email, a.phone, a.language "
+        "FROM intake.cases c LEFT JOIN intake.applicants a USING (case_id) WHERE c.case_id = $1",
+        case_id,
+    )
+    if case is None:
+        return None
+    replies = await conn.fetch(
+        "SELECT reply_id, message, documents, received_at FROM intake.replies "
+        "WHERE case_id = $1 ORDER BY received_at, reply_id",
+        case_id,
+    )
+    applicant = {k: case[k] for k in ("name", "email", "phone", "language")}
+    return {
+        **{k: case[k] for k in ("case_id", "procedure", "procedure_version", "submitted_at", "data")},
+        "applicant": applicant if case["has_applicant"] else None,
+        "replies": [dict(r) for r in replies],
+    }
+
+
+@router.get("/cases/{case_id}", response_model=CaseFileInternal)
+async def get_case_file(
+    case_id: uuid.UUID,
+    pool: Pool,
+    settings: SettingsDep,
+    authorization: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    """The case as the citizen gave it: read at each request, so workflow never keeps a copy."""
+    _check_token(settings, authorization)
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        found = await _case_file(conn, case_id)
+    if found is None:
+        raise _not_found(case_id)
+    return found

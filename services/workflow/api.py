@@ -9,30 +9,24 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from services.workflow import domain, queries, service
-from services.workflow.applicants import fetch_applicant
+from services.workflow.applicants import fetch_case_file, form_answers, parts_read
 from services.workflow.clock import city_today
 from services.workflow.deps import CatalogueDep, ClockDep, IdempotencyKey, Pool, SettingsDep
 from services.workflow.schemas import (
     ActionCreate,
     ActionPublic,
     CaseDetail,
+    CaseFile,
     HistoryItem,
     QueueItem,
     QueuePage,
 )
-from shared.auth import CurrentAgent
-from shared.http import ApiError, Lang
+from shared.auth import Agent, CurrentAgent
+from shared.http import Lang
 from shared.procedures import Role
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
-
-
-def _error(exc: domain.WorkflowError) -> ApiError:
-    extra = {"current_version": exc.params["current"]} if isinstance(exc, domain.Conflict) else None
-    error = ApiError(exc.key, status=exc.status, extra=extra)
-    error.params = dict(exc.params)
-    return error
 
 
 @router.get("/queue", response_model=QueuePage)
@@ -110,6 +104,21 @@ def _history(rows: list[dict[str, Any]]) -> list[HistoryItem]:
     return out
 
 
+async def _read_case_file(
+    request: Request, pool: Pool, settings: SettingsDep, *, case_id: uuid.UUID, agent: Agent, lang: str
+) -> tuple[CaseFile | None, str | None]:
+    """What the citizen gave, from intake; the read is logged before anything of it is shown."""
+    case_file, unavailable = await fetch_case_file(
+        request.app.state.http, settings=settings, case_id=case_id, lang=lang
+    )
+    if case_file is not None:
+        what = parts_read(case_file)
+        async with pool.acquire() as conn:
+            await queries.log_personal_data_read(conn, case_id=case_id, agent=agent.id, what=what)
+        log.info("agent %s read the case's %s", agent.id, ", ".join(what), extra={"case_id": str(case_id)})
+    return case_file, unavailable
+
+
 @router.get("/cases/{case_id}", response_model=CaseDetail)
 async def get_case(
     case_id: uuid.UUID,
@@ -120,18 +129,16 @@ async def get_case(
     settings: SettingsDep,
     lang: Lang,
 ) -> CaseDetail:
+    """A case: its step, clock and history, with what the citizen gave (applicant, form, replies)."""
     async with pool.acquire() as conn:
         state = await queries.load(conn, case_id, catalogue)
         if state is None:
-            raise ApiError("workflow.case_not_found", status=404, case_id=case_id)
-        try:
-            domain.check_visible(state, agent)
-        except domain.WorkflowError as exc:
-            raise _error(exc) from exc
+            raise domain.NotFound("workflow.case_not_found", case_id=case_id)
+        domain.check_visible(state, agent)
         history = await queries.history(conn, case_id)
-        await queries.log_personal_data_read(conn, case_id=case_id, agent=agent.id)
-    log.info("agent %s read the applicant's contact details", agent.id, extra={"case_id": str(case_id)})
-    applicant, unavailable = await fetch_applicant(request.app.state.http, settings=settings, case_id=case_id)
+    case_file, unavailable = await _read_case_file(
+        request, pool, settings, case_id=case_id, agent=agent, lang=lang
+    )
     return CaseDetail(
         case_id=case_id,
         procedure=state.procedure.code,
@@ -146,7 +153,10 @@ async def get_case(
         outcome=state.outcome,
         allowed_actions=domain.allowed_actions(state, agent),
         history=_history(history),
-        applicant=applicant,
+        applicant=case_file.applicant if case_file else None,
+        form=form_answers(state.procedure, case_file.data, lang) if case_file else [],
+        replies=case_file.replies if case_file else [],
+        submission_unavailable=unavailable,
         applicant_unavailable=unavailable,
     )
 
@@ -162,18 +172,15 @@ async def post_action(
     clock: ClockDep,
     idempotency_key: IdempotencyKey,
 ) -> dict[str, Any]:
-    try:
-        answer, replayed = await service.act(
-            pool,
-            catalogue=catalogue,
-            clock=clock,
-            case_id=case_id,
-            agent=agent,
-            command=body,
-            idempotency_key=idempotency_key,
-        )
-    except domain.WorkflowError as exc:
-        raise _error(exc) from exc
+    answer, replayed = await service.act(
+        pool,
+        catalogue=catalogue,
+        clock=clock,
+        case_id=case_id,
+        agent=agent,
+        command=body,
+        idempotency_key=idempotency_key,
+    )
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return answer

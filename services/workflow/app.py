@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from services.workflow.api import router
 from services.workflow.clock import Clock, SystemClock
 from services.workflow.consumers import make_consumer
+from services.workflow.domain import Conflict, Forbidden, NotFound, WorkflowError
 from services.workflow.queries import SCHEMA
 from services.workflow.service import check_deadlines
 from services.workflow.settings import WorkflowSettings
@@ -68,6 +69,7 @@ def create_app(settings: WorkflowSettings | None = None, *, clock: Clock | None 
         shared_sql=("eventstore", "projection", "idempotency"),
         routers=[router],
         on_start=_start,
+        domain_statuses={Conflict: 409, Forbidden: 403, NotFound: 404, WorkflowError: 422},
     )
     app.state.clock = clock or SystemClock()
     app.state.token_verifier = TokenVerifier(settings)

@@ -1,34 +1,68 @@
-"""The applicant's contact details live in intake; workflow fetches them for an agent, on intake's
-internal API, and never stores them."""
+"""What the citizen gave (contact details, the form, their replies) lives in intake; workflow fetches it
+for an agent on intake's internal API at each read, and never stores it."""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
-from services.workflow.schemas import Applicant
+from services.workflow.schemas import CaseFile, FormAnswer
 from services.workflow.settings import WorkflowSettings
+from shared.i18n import translate
+from shared.procedures import FieldType, Procedure
 
 log = logging.getLogger(__name__)
 
 
-async def fetch_applicant(
-    client: httpx.AsyncClient, *, settings: WorkflowSettings, case_id: uuid.UUID
-) -> tuple[Applicant | None, str | None]:
-    """The applicant, or None and why not (the rest of the case is still worth showing)."""
-    url = f"{settings.intake_internal_url.rstrip('/')}/internal/v1/cases/{case_id}/applicant"
+async def fetch_case_file(
+    client: httpx.AsyncClient, *, settings: WorkflowSettings, case_id: uuid.UUID, lang: str
+) -> tuple[CaseFile | None, str | None]:
+    """The case as the citizen gave it, or None and why not (the rest of the case is still worth showing)."""
+    url = f"{settings.intake_internal_url.rstrip('/')}/internal/v1/cases/{case_id}"
     try:
         answer = await client.get(
             url, headers={"Authorization": f"Bearer {settings.internal_token}"}, timeout=3
         )
     except httpx.HTTPError as exc:
-        log.warning("cannot reach intake for the applicant: %s", exc, extra={"case_id": str(case_id)})
-        return None, "intake is unreachable; try again in a moment"
+        log.warning("cannot reach intake for the case file: %r", exc, extra={"case_id": str(case_id)})
+        return None, translate("workflow.intake_unreachable", lang)
     if answer.status_code != 200:
         log.warning(
-            "intake answered %d for the applicant", answer.status_code, extra={"case_id": str(case_id)}
+            "intake answered %d for the case file", answer.status_code, extra={"case_id": str(case_id)}
         )
-        return None, f"intake answered {answer.status_code}"
-    return Applicant.model_validate(answer.json()), None
+        return None, translate("workflow.intake_refused", lang, status=answer.status_code)
+    try:
+        return CaseFile.model_validate(answer.json()), None
+    except (ValueError, ValidationError) as exc:
+        log.warning("intake's case file is not readable: %s", exc, extra={"case_id": str(case_id)})
+        return None, translate("workflow.intake_refused", lang, status=answer.status_code)
+
+
+def form_answers(procedure: Procedure, data: dict[str, Any], lang: str) -> list[FormAnswer]:
+    """Every field of the form in the definition's order, labelled in `lang`; then any value the definition
+    the case was submitted under does not name (shown, never hidden, under its own name)."""
+    answers = []
+    for field in procedure.fields:
+        value = data.get(field.name)
+        choice = next((c for c in field.choices if c.value == value), None)
+        answers.append(
+            FormAnswer(
+                name=field.name,
+                label=field.label.in_(lang),
+                value=value,
+                value_label=choice.label.in_(lang) if field.type is FieldType.CHOICE and choice else None,
+            )
+        )
+    known = {f.name for f in procedure.fields}
+    answers += [FormAnswer(name=n, label=n, value=v) for n, v in data.items() if n not in known]
+    return answers
+
+
+def parts_read(case_file: CaseFile) -> list[str]:
+    """What an agent is shown of a case file, as the personal-data read log names it."""
+    parts = ["applicant"] if case_file.applicant else []
+    return [*parts, "form", *(["replies"] if case_file.replies else [])]

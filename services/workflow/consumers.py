@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from services.workflow import domain, queries
-from services.workflow.clock import Clock, city_today
+from services.workflow.clock import Clock
 from shared.bus import Nak, PullConsumer
 from shared.events import Envelope, EventData, subjects_of
 from shared.events.intake import CaseSubmitted, CitizenReplied
@@ -32,7 +32,7 @@ async def open_submitted_case(
             "deploy the definition file, the case will then be opened"
         )
     state, opened = domain.open_case(event, procedure, now=clock.now())
-    if await queries.insert(conn, state, submitted_at=event.submitted_at):
+    if await queries.insert(conn, state):
         await queries.record(conn, state, [opened])
 
 
@@ -49,9 +49,7 @@ async def take_citizen_reply(
             extra={"case_id": str(event.case_id)},
         )
         return
-    new_state, events = domain.move(
-        state, action=action, actor=None, now=clock.now(), today=city_today(clock)
-    )
+    new_state, events = domain.move(state, action=action, actor=None, now=clock.now())
     await queries.save(conn, new_state)
     await queries.record(conn, new_state, events)
 

@@ -1,11 +1,15 @@
-"""workflow's rules: who may do what to a case, and which events that records.
+"""workflow's rules: who may do what to a case, which events that records, and what each event does.
 
-Pure functions over a `CaseState`; they raise a `WorkflowError` (with its HTTP status) before anything
-changes, or return the events to append. The `check_*` guards run first, as in every command here.
+A case is the fold of its events: `evolve(state, event)` says what one event does to it, with no I/O, and
+every command computes its new state by folding its own new events through `evolve`, so that the `cases`
+table (a snapshot of that fold) can always be rebuilt from `workflow.events` (`rebuild.py`).
+Commands raise a domain error (no HTTP status: the app maps them) before anything changes; the `check_*`
+guards run first, as in every command here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from uuid import UUID
@@ -20,25 +24,30 @@ from shared.events.workflow import (
     StepChanged,
     WorkflowEvent,
 )
-from shared.procedures import Procedure, Role, Transition, Turn
+from shared.http import DomainError
+from shared.procedures import CITY_TIMEZONE, Procedure, Role, Transition, Turn
 
 TAKE, ASSIGN = "take", "assign"
 
 
-class WorkflowError(Exception):
-    status = 422
-
-    def __init__(self, key: str, **params: object) -> None:
-        super().__init__(key)
-        self.key, self.params = key, params
+class WorkflowError(DomainError):
+    """A workflow rule refused the command (the app answers 422 unless a subclass says otherwise)."""
 
 
 class Conflict(WorkflowError):
-    status = 409
+    """The case moved on since the caller read it."""
 
 
 class Forbidden(WorkflowError):
-    status = 403
+    """The agent's role or services do not allow this."""
+
+
+class NotFound(WorkflowError):
+    """No such case."""
+
+
+class BrokenHistory(ValueError):
+    """A case's events cannot be folded (out of order, or for another case): the record needs a person."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,7 @@ class CaseState:
     step: str
     version: int
     assignee: str | None
+    submitted_at: datetime | None
     legal_deadline: date | None
     clock_paused_since: date | None
     deadline_state: str
@@ -62,31 +72,85 @@ class CaseState:
         return self.outcome is not None
 
 
-def open_case(
-    submitted: CaseSubmitted, procedure: Procedure, *, now: datetime
-) -> tuple[CaseState, CaseOpened]:
-    state = CaseState(
-        case_id=submitted.case_id,
+def city_day(at: datetime) -> date:
+    """The day `at` falls on in the city: legal days are counted in the city's calendar."""
+    return at.astimezone(CITY_TIMEZONE).date()
+
+
+def unopened(case_id: UUID, procedure: Procedure) -> CaseState:
+    """A case before its first event (version 0): what `CaseOpened` is folded onto."""
+    return CaseState(
+        case_id=case_id,
         procedure=procedure,
-        step=procedure.first_step.code,
-        version=1,
+        step="",
+        version=0,
         assignee=None,
-        legal_deadline=submitted.legal_deadline,
+        submitted_at=None,
+        legal_deadline=None,
         clock_paused_since=None,
         deadline_state="none",
         outcome=None,
     )
+
+
+def evolve(state: CaseState, event: WorkflowEvent) -> CaseState:
+    """What one event does to a case. Pure: the same events always fold to the same state."""
+    if event.case_id != state.case_id or event.version != state.version + 1:
+        raise BrokenHistory(
+            f"event {event.type} v{event.version} of case {event.case_id} does not follow "
+            f"case {state.case_id} at version {state.version}"
+        )
+    state = replace(state, version=event.version)
+    if isinstance(event, CaseOpened):
+        if (event.procedure, event.procedure_version) != (state.procedure.code, state.procedure.version):
+            raise BrokenHistory(f"case {state.case_id} opened under another procedure than the one given")
+        # Cases opened before `submitted_at` was recorded on the event: the opening is the closest fact.
+        submitted_at = event.submitted_at or event.opened_at
+        return replace(state, step=event.step, legal_deadline=event.legal_deadline, submitted_at=submitted_at)
+    if isinstance(event, CaseAssigned):
+        return replace(state, assignee=event.assignee)
+    if isinstance(event, StepChanged):
+        # The pause started on the day of the step that stopped the clock; a later paused step keeps it.
+        paused_since = (state.clock_paused_since or city_day(event.at)) if event.clock_paused else None
+        return replace(
+            state,
+            step=event.to_step,
+            legal_deadline=event.legal_deadline,
+            clock_paused_since=paused_since,
+            outcome=event.outcome,
+        )
+    if isinstance(event, DeadlineApproaching):
+        return replace(state, deadline_state="warned")
+    if isinstance(event, DeadlinePassed):
+        return replace(state, deadline_state="passed")
+    raise BrokenHistory(f"workflow does not know what {event.type} does to a case")
+
+
+def fold(state: CaseState, events: Iterable[WorkflowEvent]) -> CaseState:
+    for event in events:
+        state = evolve(state, event)
+    return state
+
+
+def _recorded(state: CaseState, *events: WorkflowEvent) -> tuple[CaseState, list[WorkflowEvent]]:
+    return fold(state, events), list(events)
+
+
+def open_case(
+    submitted: CaseSubmitted, procedure: Procedure, *, now: datetime
+) -> tuple[CaseState, CaseOpened]:
     event = CaseOpened(
-        case_id=state.case_id,
+        case_id=submitted.case_id,
         version=1,
         procedure=procedure.code,
         procedure_version=procedure.version,
         service=procedure.service,
-        step=state.step,
-        legal_deadline=state.legal_deadline,
+        step=procedure.first_step.code,
+        legal_deadline=submitted.legal_deadline,
         opened_at=now,
+        submitted_at=submitted.submitted_at,
     )
-    return state, event
+    return evolve(unopened(submitted.case_id, procedure), event), event
 
 
 def _acts_as(agent: Agent) -> set[Role]:
@@ -115,7 +179,12 @@ def check_visible(state: CaseState, agent: Agent) -> None:
 
 def check_version(state: CaseState, expected: int) -> None:
     if expected != state.version:
-        raise Conflict("workflow.version_conflict", expected=expected, current=state.version)
+        raise Conflict(
+            "workflow.version_conflict",
+            extra={"current_version": state.version},
+            expected=expected,
+            current=state.version,
+        )
 
 
 def check_open(state: CaseState) -> None:
@@ -144,40 +213,35 @@ def assign(
 def _assign(
     state: CaseState, *, assignee: str, by: str, now: datetime
 ) -> tuple[CaseState, list[WorkflowEvent]]:
-    version = state.version + 1
-    event = CaseAssigned(case_id=state.case_id, version=version, assignee=assignee, by=by, at=now)
-    return replace(state, version=version, assignee=assignee), [event]
-
-
-def _clock_after(state: CaseState, target_turn: Turn, today: date) -> tuple[date | None, date | None]:
-    """The legal deadline and pause start once the case is in a step whose turn is `target_turn`."""
-    deadline, paused_since = state.legal_deadline, state.clock_paused_since
-    stops = (
-        state.procedure.legal_deadline is not None
-        and state.procedure.legal_deadline.clock_stops_when_waiting_for_citizen
+    return _recorded(
+        state,
+        CaseAssigned(case_id=state.case_id, version=state.version + 1, assignee=assignee, by=by, at=now),
     )
-    if deadline is None or not stops:
-        return deadline, None
+
+
+def _deadline_after(state: CaseState, target_turn: Turn, today: date) -> date | None:
+    """The legal deadline once the case is in a step whose turn is `target_turn`: the days the clock
+    stood still while waiting for the citizen are added when it starts again."""
+    rule = state.procedure.legal_deadline
+    paused_since = state.clock_paused_since
+    if state.legal_deadline is None or rule is None or not rule.clock_stops_when_waiting_for_citizen:
+        return state.legal_deadline
     if paused_since is not None and target_turn != Turn.CITIZEN:
-        return deadline + timedelta(days=(today - paused_since).days), None
-    if paused_since is None and target_turn == Turn.CITIZEN:
-        return deadline, today
-    return deadline, paused_since
+        return state.legal_deadline + timedelta(days=(today - paused_since).days)
+    return state.legal_deadline
 
 
-def move(
-    state: CaseState,
-    *,
-    action: str,
-    actor: Agent | None,
-    now: datetime,
-    today: date,
-    reason: str | None = None,
-) -> tuple[CaseState, list[WorkflowEvent]]:
-    """Take the transition `action` from the current step; `actor` None is the citizen answering."""
-    if actor is not None:
-        check_visible(state, actor)
-    check_open(state)
+def _clock_stops(state: CaseState, target_turn: Turn) -> bool:
+    rule = state.procedure.legal_deadline
+    return (
+        state.legal_deadline is not None
+        and rule is not None
+        and rule.clock_stops_when_waiting_for_citizen
+        and target_turn == Turn.CITIZEN
+    )
+
+
+def _transition(state: CaseState, action: str, actor: Agent | None) -> Transition:
     roles = _acts_as(actor) if actor is not None else {Role.CITIZEN}
     candidates = [t for t in state.procedure.transitions if t.from_ == state.step and t.action == action]
     if not candidates:
@@ -192,33 +256,41 @@ def move(
             action=action,
             allowed=", ".join(sorted({r.value for t in candidates for r in t.roles})),
         )
+    return transition
+
+
+def move(
+    state: CaseState,
+    *,
+    action: str,
+    actor: Agent | None,
+    now: datetime,
+    reason: str | None = None,
+) -> tuple[CaseState, list[WorkflowEvent]]:
+    """Take the transition `action` from the current step; `actor` None is the citizen answering."""
+    if actor is not None:
+        check_visible(state, actor)
+    check_open(state)
+    transition = _transition(state, action, actor)
     target = state.procedure.step(transition.to)
     if target.outcome == "rejected" and not (reason and reason.strip()):
         raise WorkflowError("workflow.reason_required", action=action)
-    deadline, paused_since = _clock_after(state, target.turn, today)
-    version = state.version + 1
-    event = StepChanged(
-        case_id=state.case_id,
-        version=version,
-        action=action,
-        from_step=state.step,
-        to_step=target.code,
-        actor="agent" if actor is not None else "citizen",
-        by=actor.id if actor is not None else None,
-        at=now,
-        clock_paused=paused_since is not None,
-        legal_deadline=deadline,
-        outcome=target.outcome.value if target.outcome else None,
-    )
-    new_state = replace(
+    return _recorded(
         state,
-        step=target.code,
-        version=version,
-        legal_deadline=deadline,
-        clock_paused_since=paused_since,
-        outcome=event.outcome,
+        StepChanged(
+            case_id=state.case_id,
+            version=state.version + 1,
+            action=action,
+            from_step=state.step,
+            to_step=target.code,
+            actor="agent" if actor is not None else "citizen",
+            by=actor.id if actor is not None else None,
+            at=now,
+            clock_paused=_clock_stops(state, target.turn),
+            legal_deadline=_deadline_after(state, target.turn, city_day(now)),
+            outcome=target.outcome.value if target.outcome else None,
+        ),
     )
-    return new_state, [event]
 
 
 def citizen_transition(state: CaseState) -> str | None:
@@ -228,44 +300,44 @@ def citizen_transition(state: CaseState) -> str | None:
 
 
 def deadline_events(
-    state: CaseState, *, now: datetime, today: date, warn_days: int
+    state: CaseState, *, now: datetime, warn_days: int
 ) -> tuple[CaseState, list[WorkflowEvent]]:
     """What the passing of time records: a warning a few days before, the deadline passing, a tacit decision."""
     if state.final or state.legal_deadline is None or state.clock_paused_since is not None:
         return state, []
-    days_left = (state.legal_deadline - today).days
+    days_left = (state.legal_deadline - city_day(now)).days
     if days_left < 0 and state.deadline_state != "passed":
-        return _deadline_passed(state, now=now, today=today)
+        return _deadline_passed(state, now=now)
     if 0 <= days_left <= warn_days and state.deadline_state == "none":
-        version = state.version + 1
-        warning = DeadlineApproaching(
-            case_id=state.case_id,
-            version=version,
-            legal_deadline=state.legal_deadline,
-            days_left=days_left,
-            at=now,
+        return _recorded(
+            state,
+            DeadlineApproaching(
+                case_id=state.case_id,
+                version=state.version + 1,
+                legal_deadline=state.legal_deadline,
+                days_left=days_left,
+                at=now,
+            ),
         )
-        return replace(state, version=version, deadline_state="warned"), [warning]
     return state, []
 
 
-def _deadline_passed(
-    state: CaseState, *, now: datetime, today: date
-) -> tuple[CaseState, list[WorkflowEvent]]:
+def _deadline_passed(state: CaseState, *, now: datetime) -> tuple[CaseState, list[WorkflowEvent]]:
     assert state.legal_deadline is not None
-    version = state.version + 1
     passed = DeadlinePassed(
-        case_id=state.case_id, version=version, legal_deadline=state.legal_deadline, step=state.step, at=now
+        case_id=state.case_id,
+        version=state.version + 1,
+        legal_deadline=state.legal_deadline,
+        step=state.step,
+        at=now,
     )
-    state = replace(state, version=version, deadline_state="passed")
     rule = state.procedure.legal_deadline
     if rule is None or rule.tacit_step is None:
-        return state, [passed]
+        return _recorded(state, passed)
     target = state.procedure.step(rule.tacit_step)
-    version += 1
     decision = StepChanged(
         case_id=state.case_id,
-        version=version,
+        version=state.version + 2,
         action=f"tacit-{rule.silence.value}",
         from_step=state.step,
         to_step=target.code,
@@ -277,4 +349,4 @@ def _deadline_passed(
         outcome=target.outcome.value if target.outcome else None,
         tacit=True,
     )
-    return replace(state, version=version, step=target.code, outcome=decision.outcome), [passed, decision]
+    return _recorded(state, passed, decision)

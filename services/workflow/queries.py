@@ -1,7 +1,12 @@
-"""workflow's SQL: the case row (locked while a command runs), its events, notes and the queue."""
+"""workflow's SQL: the case row (locked while a command runs), its events, notes and the queue.
+
+The `cases` row is a snapshot of the fold of the case's events (`domain.evolve`), written in the same
+transaction as them; `rebuild.py` recomputes it from `workflow.events`.
+"""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import date
@@ -9,28 +14,50 @@ from typing import Any
 
 import asyncpg
 
-from services.workflow.domain import CaseState
-from shared.events import make_envelope, subject_for
+from services.workflow.domain import BrokenHistory, CaseState
+from shared.events import make_envelope, parse, subject_for
 from shared.events.workflow import WorkflowEvent
 from shared.eventstore import NewEvent, append
-from shared.procedures import Catalogue
+from shared.procedures import Catalogue, Procedure
 from shared.telemetry import current_traceparent
 
 SCHEMA = "workflow"
+# The columns of `cases` that are the fold of the events (all but `updated_at`).
+SNAPSHOT_COLUMNS = (
+    "case_id",
+    "procedure",
+    "procedure_version",
+    "service",
+    "step",
+    "version",
+    "assignee",
+    "submitted_at",
+    "legal_deadline",
+    "clock_paused_since",
+    "deadline_state",
+    "outcome",
+)
+
+
+class MissingProcedure(LookupError):
+    """A case's procedure version is not in this deployment's catalogue."""
+
+
+def procedure_of(catalogue: Catalogue, code: str, version: int) -> Procedure:
+    procedure = catalogue.get(code, version)
+    if procedure is None:
+        raise MissingProcedure(f"procedure {code} v{version} is missing from the catalogue")
+    return procedure
 
 
 def _state(row: asyncpg.Record, catalogue: Catalogue) -> CaseState:
-    procedure = catalogue.get(row["procedure"], row["procedure_version"])
-    if procedure is None:
-        raise LookupError(
-            f"procedure {row['procedure']} v{row['procedure_version']} is missing from the catalogue"
-        )
     return CaseState(
         case_id=row["case_id"],
-        procedure=procedure,
+        procedure=procedure_of(catalogue, row["procedure"], row["procedure_version"]),
         step=row["step"],
         version=row["version"],
         assignee=row["assignee"],
+        submitted_at=row["submitted_at"],
         legal_deadline=row["legal_deadline"],
         clock_paused_since=row["clock_paused_since"],
         deadline_state=row["deadline_state"],
@@ -51,7 +78,7 @@ async def load(
     return _state(row, catalogue) if row else None
 
 
-async def insert(conn: asyncpg.Connection, state: CaseState, *, submitted_at: Any) -> bool:
+async def insert(conn: asyncpg.Connection, state: CaseState) -> bool:
     inserted = await conn.fetchval(
         "INSERT INTO workflow.cases(case_id, procedure, procedure_version, service, step, version, "
         "submitted_at, legal_deadline) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
@@ -62,7 +89,7 @@ async def insert(conn: asyncpg.Connection, state: CaseState, *, submitted_at: An
         state.service,
         state.step,
         state.version,
-        submitted_at,
+        state.submitted_at,
         state.legal_deadline,
     )
     return bool(inserted)
@@ -161,18 +188,96 @@ async def queue(
     return int(total), [dict(r) for r in rows]
 
 
-async def due_for_deadline_check(conn: asyncpg.Connection, *, today: date, warn_days: int) -> list[uuid.UUID]:
+async def due_for_deadline_check(
+    conn: asyncpg.Connection, *, today: date, warn_days: int, catalogue: Catalogue
+) -> list[uuid.UUID]:
+    """Open cases whose deadline is near or past and not recorded yet, most urgent first. Cases whose
+    procedure version is missing from the catalogue come last, so that they never crowd out the others."""
+    known = [f"{code}:{version}" for code, versions in catalogue.versions.items() for version in versions]
     rows = await conn.fetch(
         "SELECT case_id FROM workflow.cases WHERE outcome IS NULL AND clock_paused_since IS NULL "
         "AND legal_deadline IS NOT NULL AND ((legal_deadline < $1 AND deadline_state <> 'passed') "
-        "OR (legal_deadline <= $1 + $2::int AND deadline_state = 'none')) ORDER BY legal_deadline LIMIT 500",
+        "OR (legal_deadline <= $1 + $2::int AND deadline_state = 'none')) "
+        "ORDER BY procedure || ':' || procedure_version <> ALL($3::text[]), legal_deadline LIMIT 500",
         today,
         warn_days,
+        known,
     )
     return [r["case_id"] for r in rows]
 
 
-async def log_personal_data_read(conn: asyncpg.Connection, *, case_id: uuid.UUID, agent: str) -> None:
+async def log_personal_data_read(
+    conn: asyncpg.Connection, *, case_id: uuid.UUID, agent: str, what: Sequence[str]
+) -> None:
+    """Record that `agent` read these parts of the case's personal data (`applicant`, `form`, `replies`)."""
     await conn.execute(
-        "INSERT INTO workflow.personal_data_reads(case_id, agent) VALUES ($1, $2)", case_id, agent
+        "INSERT INTO workflow.personal_data_reads(case_id, agent, what) VALUES ($1, $2, $3)",
+        case_id,
+        agent,
+        list(what),
     )
+
+
+def snapshot_of(state: CaseState) -> dict[str, Any]:
+    """The `cases` row that records `state`."""
+    return {
+        "case_id": state.case_id,
+        "procedure": state.procedure.code,
+        "procedure_version": state.procedure.version,
+        "service": state.service,
+        "step": state.step,
+        "version": state.version,
+        "assignee": state.assignee,
+        "submitted_at": state.submitted_at,
+        "legal_deadline": state.legal_deadline,
+        "clock_paused_since": state.clock_paused_since,
+        "deadline_state": state.deadline_state,
+        "outcome": state.outcome,
+    }
+
+
+async def snapshot_row(conn: asyncpg.Connection, case_id: uuid.UUID) -> dict[str, Any] | None:
+    """The stored snapshot of a case, locked until the end of the transaction."""
+    row = await conn.fetchrow(
+        f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM workflow.cases WHERE case_id = $1 FOR UPDATE", case_id
+    )
+    return dict(row) if row else None
+
+
+async def write_snapshot(conn: asyncpg.Connection, snapshot: dict[str, Any]) -> None:
+    columns = ", ".join(SNAPSHOT_COLUMNS)
+    values = ", ".join(f"${i}" for i in range(1, len(SNAPSHOT_COLUMNS) + 1))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in SNAPSHOT_COLUMNS[1:])
+    await conn.execute(
+        f"INSERT INTO workflow.cases({columns}) VALUES ({values}) "
+        f"ON CONFLICT (case_id) DO UPDATE SET {updates}, updated_at = now()",
+        *(snapshot[c] for c in SNAPSHOT_COLUMNS),
+    )
+
+
+async def case_ids_with_events(conn: asyncpg.Connection) -> list[uuid.UUID]:
+    rows = await conn.fetch("SELECT DISTINCT case_id FROM workflow.events ORDER BY case_id")
+    return [r["case_id"] for r in rows]
+
+
+async def orphan_snapshots(conn: asyncpg.Connection) -> list[uuid.UUID]:
+    """Case rows no event records (nothing workflow does writes one)."""
+    rows = await conn.fetch(
+        "SELECT case_id FROM workflow.cases c WHERE NOT EXISTS "
+        "(SELECT 1 FROM workflow.events e WHERE e.case_id = c.case_id) ORDER BY case_id"
+    )
+    return [r["case_id"] for r in rows]
+
+
+async def events_of(conn: asyncpg.Connection, case_id: uuid.UUID) -> list[WorkflowEvent]:
+    """A case's events in version order, parsed (and upcast) as readers of the stream would."""
+    rows = await conn.fetch(
+        "SELECT envelope FROM workflow.events WHERE case_id = $1 ORDER BY version", case_id
+    )
+    events = []
+    for row in rows:
+        _, data = parse(json.dumps(row["envelope"]))
+        if not isinstance(data, WorkflowEvent):
+            raise BrokenHistory(f"{type(data).__name__} in workflow.events of case {case_id}")
+        events.append(data)
+    return events

@@ -67,6 +67,30 @@ class Applicant(BaseModel):
     language: str
 
 
+class FormAnswer(BaseModel):
+    """One field of the form as the citizen filled it, labelled in the agent's language."""
+
+    name: str
+    label: str
+    value: Any = Field(description="as submitted (null when an optional field was left empty)")
+    value_label: str | None = Field(default=None, description="for a choice: the chosen option's label")
+
+
+class CitizenReply(BaseModel):
+    reply_id: uuid.UUID
+    message: str
+    documents: list[str] = Field(description="links to the documents, as the citizen gave them")
+    received_at: datetime
+
+
+class CaseFile(BaseModel):
+    """What intake holds about a case and answers on its internal API (the part workflow shows)."""
+
+    data: dict[str, Any]
+    applicant: Applicant | None
+    replies: list[CitizenReply]
+
+
 class CaseDetail(BaseModel):
     case_id: uuid.UUID
     procedure: str
@@ -81,5 +105,11 @@ class CaseDetail(BaseModel):
     outcome: str | None
     allowed_actions: list[str]
     history: list[HistoryItem]
+    # What the citizen gave, read from intake at each request and never stored in workflow.
     applicant: Applicant | None
-    applicant_unavailable: str | None = None
+    form: list[FormAnswer] = Field(description="every field of the procedure's form, in its order")
+    replies: list[CitizenReply] = Field(description="the citizen's answers to requests, oldest first")
+    submission_unavailable: str | None = Field(
+        default=None, description="why the applicant, form and replies are not shown (intake not answering)"
+    )
+    applicant_unavailable: str | None = Field(default=None, description="deprecated: submission_unavailable")

@@ -20,8 +20,7 @@ from shared.procedures import Catalogue
 log = logging.getLogger(__name__)
 
 
-class NotFound(domain.WorkflowError):
-    status = 404
+NotFound = domain.NotFound
 
 
 def _hash(command: ActionCreate) -> str:
@@ -52,9 +51,7 @@ def _apply(
         return domain.take(state, agent, now=now)
     if command.action == domain.ASSIGN:
         return domain.assign(state, agent, assignee=command.assignee, now=now)
-    return domain.move(
-        state, action=command.action, actor=agent, now=now, today=city_today(clock), reason=command.reason
-    )
+    return domain.move(state, action=command.action, actor=agent, now=now, reason=command.reason)
 
 
 async def act(
@@ -102,25 +99,45 @@ async def act(
 
 
 async def check_deadlines(pool: asyncpg.Pool, *, catalogue: Catalogue, clock: Clock, warn_days: int) -> int:
-    """Record what the passing of time means for each open case; exactly once, however many replicas run it."""
+    """Record what the passing of time means for each open case; exactly once, however many replicas run it.
+
+    A case that cannot be loaded (its procedure version is not deployed) is logged and skipped: the
+    others still get their warnings and tacit decisions."""
     today, recorded = city_today(clock), 0
     async with pool.acquire() as conn:
-        for case_id in await queries.due_for_deadline_check(conn, today=today, warn_days=warn_days):
-            async with conn.transaction():
-                # Another replica working on this case holds its lock: skip it, it is being handled.
-                state = await queries.load(conn, case_id, catalogue, skip_locked=True)
-                if state is None:
-                    continue
-                new_state, events = domain.deadline_events(
-                    state, now=clock.now(), today=today, warn_days=warn_days
+        due = await queries.due_for_deadline_check(
+            conn, today=today, warn_days=warn_days, catalogue=catalogue
+        )
+        for case_id in due:
+            try:
+                recorded += await _check_deadline(
+                    conn, case_id, catalogue=catalogue, clock=clock, warn_days=warn_days
                 )
-                if events:
-                    await queries.save(conn, new_state)
-                    await queries.record(conn, new_state, events)
-                    recorded += len(events)
-                    log.info(
-                        "deadline of case: %s",
-                        ", ".join(e.type for e in events),
-                        extra={"case_id": str(case_id)},
-                    )
+            except LookupError as exc:
+                log.error(
+                    "deadline of case %s not checked: %s. Deploy the definition file of that procedure "
+                    "version (procedures/<code>/v<version>.yaml) and restart workflow; the next check "
+                    "records what is due",
+                    case_id,
+                    exc,
+                    extra={"case_id": str(case_id)},
+                )
     return recorded
+
+
+async def _check_deadline(
+    conn: asyncpg.Connection, case_id: uuid.UUID, *, catalogue: Catalogue, clock: Clock, warn_days: int
+) -> int:
+    async with conn.transaction():
+        # Another replica working on this case holds its lock: skip it, it is being handled.
+        state = await queries.load(conn, case_id, catalogue, skip_locked=True)
+        if state is None:
+            return 0
+        new_state, events = domain.deadline_events(state, now=clock.now(), warn_days=warn_days)
+        if events:
+            await queries.save(conn, new_state)
+            await queries.record(conn, new_state, events)
+            log.info(
+                "deadline of case: %s", ", ".join(e.type for e in events), extra={"case_id": str(case_id)}
+            )
+    return len(events)

@@ -36,6 +36,9 @@ class CaseOpened(WorkflowEvent):
     step: str
     legal_deadline: date | None
     opened_at: datetime
+    # When the citizen submitted the case (from `CaseSubmitted`), so that the case can be rebuilt from
+    # workflow's own events. Absent from cases opened before it was added.
+    submitted_at: datetime | None = None
 
 
 @register

@@ -4,9 +4,12 @@ workflow replicas watching the same clock."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from services.workflow.clock import ManualClock
 from services.workflow.service import check_deadlines
@@ -106,3 +109,29 @@ async def test_the_queue_puts_cases_at_risk_first_and_flags_them(
     assert (first["case_id"], second["case_id"]) == (works["case_id"], permit["case_id"])
     assert first["at_risk"] and first["days_left"] <= 5
     assert not second["at_risk"] and second["days_left"] > 25
+
+
+async def test_a_case_that_cannot_be_loaded_is_skipped_and_named_and_the_others_are_decided(
+    env: Env, issuer: Path, intake: httpx.AsyncClient, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = workflow_app(env, issuer, clock=clock, deadline_check_seconds=3600)
+    async for _ in _client(app):
+        cases = [(await intake.post("/v1/cases", json=make_case())).json() for _ in range(3)]
+        await eventually(lambda: _events(env, "opened"), until=lambda ids: len(ids) == 3)
+        broken = cases[0]["case_id"]
+        # Its procedure version is not in this deployment's catalogue (say, a definition file not deployed).
+        await query(
+            env.database_url,
+            "UPDATE workflow.cases SET procedure_version = 99 WHERE case_id = $1",
+            uuid.UUID(broken),
+        )
+        clock.advance(days=70)
+        with caplog.at_level(logging.ERROR, logger="services.workflow.service"):
+            pool, catalogue = app.state.runtime.pool, app.state.catalogue
+            recorded = await check_deadlines(pool, catalogue=catalogue, clock=clock, warn_days=5)
+
+    assert recorded == 4  # the two others: deadline passed, then silence means acceptance
+    assert await _events(env, "step-changed") == sorted(c["case_id"] for c in cases[1:])
+    (logged,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert broken in logged.getMessage() and getattr(logged, "case_id", None) == broken
+    assert "permis-construire v99 is missing" in logged.getMessage() and "Deploy" in logged.getMessage()
