@@ -35,8 +35,14 @@ class ReplyInternal(BaseModel):
     received_at: datetime
 
 
+class RatingInternal(BaseModel):
+    rating: int
+    comment: str | None
+    rated_at: datetime
+
+
 class CaseFileInternal(BaseModel):
-    """Everything the citizen gave for a case: the form as submitted, the applicant, the replies."""
+    """Everything the citizen gave for a case: the form as submitted, the applicant, the replies, the rating."""
 
     case_id: uuid.UUID
     procedure: str
@@ -45,6 +51,7 @@ class CaseFileInternal(BaseModel):
     data: dict[str, Any]
     applicant: ApplicantInternal | None
     replies: list[ReplyInternal]
+    rating: RatingInternal | None = None
 
 
 def _check_token(settings: SettingsDep, authorization: str | None) -> None:
@@ -87,8 +94,12 @@ async def _case_file(conn: asyncpg.Connection, case_id: uuid.UUID) -> dict[str, 
         "WHERE case_id = $1 ORDER BY received_at, reply_id",
         case_id,
     )
+    rating = await conn.fetchrow(
+        "SELECT rating, comment, rated_at FROM intake.ratings WHERE case_id = $1", case_id
+    )
     applicant = {k: case[k] for k in ("name", "email", "phone", "language")}
     return {
+        "rating": dict(rating) if rating else None,
         **{k: case[k] for k in ("case_id", "procedure", "procedure_version", "submitted_at", "data")},
         "applicant": applicant if case["has_applicant"] else None,
         "replies": [dict(r) for r in replies],

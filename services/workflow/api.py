@@ -156,6 +156,7 @@ async def get_case(
         applicant=case_file.applicant if case_file else None,
         form=form_answers(state.procedure, case_file.data, lang) if case_file else [],
         replies=case_file.replies if case_file else [],
+        rating=case_file.rating if case_file else None,
         submission_unavailable=unavailable,
         applicant_unavailable=unavailable,
     )

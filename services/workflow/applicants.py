@@ -65,4 +65,9 @@ def form_answers(procedure: Procedure, data: dict[str, Any], lang: str) -> list[
 def parts_read(case_file: CaseFile) -> list[str]:
     """What an agent is shown of a case file, as the personal-data read log names it."""
     parts = ["applicant"] if case_file.applicant else []
-    return [*parts, "form", *(["replies"] if case_file.replies else [])]
+    return [
+        *parts,
+        "form",
+        *(["replies"] if case_file.replies else []),
+        *(["rating"] if case_file.rating and case_file.rating.comment else []),
+    ]

@@ -83,12 +83,21 @@ class CitizenReply(BaseModel):
     received_at: datetime
 
 
+class CitizenRating(BaseModel):
+    """How the citizen rated the service after the decision; the comment is theirs, kept in intake."""
+
+    rating: int
+    comment: str | None
+    rated_at: datetime
+
+
 class CaseFile(BaseModel):
     """What intake holds about a case and answers on its internal API (the part workflow shows)."""
 
     data: dict[str, Any]
     applicant: Applicant | None
     replies: list[CitizenReply]
+    rating: CitizenRating | None = None
 
 
 class CaseDetail(BaseModel):
@@ -109,6 +118,7 @@ class CaseDetail(BaseModel):
     applicant: Applicant | None
     form: list[FormAnswer] = Field(description="every field of the procedure's form, in its order")
     replies: list[CitizenReply] = Field(description="the citizen's answers to requests, oldest first")
+    rating: CitizenRating | None = Field(default=None, description="the citizen's rating after the decision")
     submission_unavailable: str | None = Field(
         default=None, description="why the applicant, form and replies are not shown (intake not answering)"
     )

@@ -124,3 +124,30 @@ async def test_intakes_internal_api_answers_with_its_own_error_keys(intake: http
         assert (await intake.get(path)).status_code == 401
         wrong = await intake.get(path, headers={"Authorization": "Bearer not-the-internal-token"})
         assert wrong.status_code == 401
+
+
+async def test_after_the_decision_the_agent_reads_the_citizens_rating_and_comment(
+    intake: httpx.AsyncClient, workflow: httpx.AsyncClient, tokens: Tokens, env: Env
+) -> None:
+    case = await open_case(intake, workflow, tokens)
+    agent = tokens("agent", "urbanisme", agent="zoe")
+    for version, action in enumerate(("start-check", "start-review", "accept"), start=1):
+        await act(workflow, agent, case, action, version)
+    comment = "Dossier traité vite, merci."
+    rated = await eventually(  # intake learns of the decision from workflow's events
+        lambda: intake.post(
+            "/v1/ratings", json={"tracking_code": case["tracking_code"], "rating": 4, "comment": comment}
+        ),
+        until=lambda r: r.status_code != 409,
+        timeout=15,
+    )
+    assert rated.status_code == 201, rated.text
+    detail = (await workflow.get(f"/v1/cases/{case['case_id']}", headers=agent)).json()
+    assert detail["outcome"] == "accepted"
+    assert (detail["rating"]["rating"], detail["rating"]["comment"]) == (4, comment)
+    reads = await query(
+        env.database_url,
+        "SELECT what FROM workflow.personal_data_reads WHERE case_id = $1 ORDER BY id DESC LIMIT 1",
+        uuid.UUID(case["case_id"]),
+    )
+    assert "rating" in reads[0]["what"]
