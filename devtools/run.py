@@ -2,25 +2,46 @@
 
 Starts a NATS server with JetStream and a PostgreSQL server from the project's pip packages (unless
 NATS_URL / DATABASE_URL point at existing ones), every service as its own process, loads demo data and
-prints the URLs. Data lives in `.data/` and survives a restart. Ctrl-C stops everything it started.
+prints the URLs. Data lives in `.data/` (or `SUIVI_DATA`) and survives a restart. Ctrl-C (or SIGTERM)
+stops everything it started; more of them while it stops change nothing, it still stops everything.
+Every port it opens can be changed by an environment variable, and a port already taken is reported, with
+that variable, before anything starts.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 
 from devtools import demo, dev_issuer
 from devtools.servers import NatsServer, PostgresServer, UvicornProcess
 from shared.settings import REPO_ROOT
 
-DATA = REPO_ROOT / ".data"
-NATS_PORT = int(os.environ.get("SUIVI_NATS_PORT", "24222"))
-PG_PORT = int(os.environ.get("SUIVI_PG_PORT", "25432"))
+DATA = Path(os.environ.get("SUIVI_DATA", str(REPO_ROOT / ".data")))
+
+
+@dataclass(frozen=True)
+class Port:
+    """A port `make run` listens on, and the environment variable that changes it."""
+
+    what: str
+    variable: str
+    default: int
+
+    @property
+    def number(self) -> int:
+        return int(os.environ.get(self.variable, str(self.default)))
+
+
+NATS_PORT = Port("NATS", "SUIVI_NATS_PORT", 24222)
+PG_PORT = Port("PostgreSQL", "SUIVI_PG_PORT", 25432)
 
 
 @dataclass(frozen=True)
@@ -28,20 +49,50 @@ class Service:
     name: str
     port: int
     description: str
+    variable: str
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
 
+def _service(name: str, variable: str, default: int, description: str) -> Service:
+    return Service(name, Port(name, variable, default).number, description, variable)
+
+
 SERVICES = (
-    Service("intake", int(os.environ.get("INTAKE_PORT", "8001")), "submit a procedure (API docs at /docs)"),
-    Service("workflow", int(os.environ.get("WORKFLOW_PORT", "8002")), "agents' API (token: make token)"),
-    Service("tracking", int(os.environ.get("TRACKING_PORT", "8003")), "follow a case by its tracking code"),
-    Service(
-        "stats", int(os.environ.get("STATS_PORT", "8004")), "waiting times (JSON at /v1/stats/procedures)"
-    ),
+    _service("intake", "INTAKE_PORT", 8001, "submit a procedure (API docs at /docs)"),
+    _service("workflow", "WORKFLOW_PORT", 8002, "agents' API (token: make token)"),
+    _service("tracking", "TRACKING_PORT", 8003, "follow a case by its tracking code"),
+    _service("stats", "STATS_PORT", 8004, "waiting times (JSON at /v1/stats/procedures)"),
 )
+
+
+def _taken(port: int) -> bool:
+    with socket.socket() as probe:
+        # As the servers bind: a port left in TIME_WAIT by a previous run is free for them.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def ports_needed(env: dict[str, str]) -> list[Port]:
+    """The ports this run will listen on: NATS and PostgreSQL unless their URLs are given, every service."""
+    ports = [] if "NATS_URL" in env else [NATS_PORT]
+    ports += [] if "DATABASE_URL" in env else [PG_PORT]
+    return ports + [Port(s.name, s.variable, s.port) for s in SERVICES]
+
+
+def taken_ports(ports: Iterable[Port]) -> list[str]:
+    """A line for each port another process already holds, saying how to choose another."""
+    return [
+        f"port {p.number} ({p.what}) is already in use: stop what holds it, or set {p.variable} to a free port"
+        for p in ports
+        if _taken(p.number)
+    ]
 
 
 def _url(name: str) -> str:
@@ -57,11 +108,14 @@ class Stack:
     def start_servers(self) -> dict[str, str]:
         env = dict(os.environ)
         if "NATS_URL" not in env:
-            self.nats = NatsServer(store=DATA / "nats", port=NATS_PORT).start()
+            # Known to the stack before it starts: a Ctrl-C during the start still stops it.
+            self.nats = NatsServer(store=DATA / "nats", port=NATS_PORT.number)
+            self.nats.start()
             env["NATS_URL"] = self.nats.url
             print(f"NATS JetStream   {self.nats.url}  (data in {DATA / 'nats'})")
         if "DATABASE_URL" not in env:
-            self.pg = PostgresServer(data=DATA / "postgres", port=PG_PORT).start()
+            self.pg = PostgresServer(data=DATA / "postgres", port=PG_PORT.number)
+            self.pg.start()
             env["DATABASE_URL"] = self._database(self.pg)
             print(f"PostgreSQL       {env['DATABASE_URL']}  (data in {DATA / 'postgres'})")
         env.setdefault("TRACKING_PUBLIC_URL", _url("tracking"))
@@ -83,7 +137,8 @@ class Stack:
 
     def start_services(self, env: dict[str, str]) -> None:
         for s in SERVICES:
-            self.procs[s.name] = UvicornProcess(f"services.{s.name}.app", env=env, port=s.port).launch()
+            self.procs[s.name] = UvicornProcess(f"services.{s.name}.app", env=env, port=s.port)
+            self.procs[s.name].launch()
         for proc in self.procs.values():
             proc.wait_ready()
 
@@ -95,11 +150,20 @@ class Stack:
             time.sleep(0.5)
 
     def stop(self) -> None:
-        for proc in self.procs.values():
-            proc.stop()
-        for server in (self.pg, self.nats):
-            if server is not None:
-                server.stop()
+        """Stops the services, then PostgreSQL and NATS. Call it with signals held (`_stopping`): each
+        part is stopped even if another fails to."""
+        parts: list[tuple[str, UvicornProcess | PostgresServer | NatsServer | None]] = [
+            *self.procs.items(),
+            ("PostgreSQL", self.pg),
+            ("NATS", self.nats),
+        ]
+        for name, part in parts:
+            if part is None:
+                continue
+            try:
+                part.stop()
+            except Exception as exc:
+                print(f"could not stop {name} cleanly: {exc!r}")
 
 
 def _print_urls(cases: list[dict[str, str]]) -> None:
@@ -114,13 +178,28 @@ def _print_urls(cases: list[dict[str, str]]) -> None:
     print()
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    _stopping()  # first, so that a second signal, wherever it lands, cannot interrupt the stop
     raise KeyboardInterrupt
 
 
+def _already_stopping(signum: int, frame: FrameType | None) -> None:
+    # Raising here would abandon the stop half-way, leaving services and servers running. `os.write`, not
+    # `print`: a print interrupted by a signal whose handler prints raises "reentrant call".
+    os.write(2, b"\nalready stopping: every part is being stopped, a moment...\n")
+
+
+def _stopping() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _already_stopping)
+
+
 def main() -> None:
-    DATA.mkdir(exist_ok=True)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    if taken := taken_ports(ports_needed(dict(os.environ))):
+        raise SystemExit("cannot start Suivi:\n  " + "\n  ".join(taken))
+    DATA.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     stack = Stack()
     try:
         env = stack.start_servers()
@@ -128,10 +207,11 @@ def main() -> None:
         _print_urls(demo.load(_url("intake")))
         stack.watch()
     except KeyboardInterrupt:
-        print("\nstopping Suivi...")
+        print("\nstopping Suivi...", flush=True)
     finally:
+        _stopping()
         stack.stop()
-        print("stopped.")
+        print("stopped.", flush=True)
 
 
 if __name__ == "__main__":

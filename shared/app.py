@@ -18,7 +18,14 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.trace import Span
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.http import BodySizeLimit, DomainStatuses, add_health_routes, install_error_handlers
+from shared.http import (
+    BodySizeLimit,
+    DomainStatuses,
+    JsonDepthLimit,
+    add_health_routes,
+    install_error_handlers,
+)
+from shared.openapi import Answers, document_errors
 from shared.procedures import load_catalogue
 from shared.runtime import Runtime, open_runtime
 from shared.settings import ServiceSettings
@@ -39,8 +46,12 @@ def build_app(
     routers: list[APIRouter],
     on_start: OnStart | None = None,
     max_body_bytes: int = 64 * 1024,
+    max_json_depth: int = 32,
     domain_statuses: DomainStatuses | None = None,
+    answers: Answers | None = None,
 ) -> FastAPI:
+    """`answers`: the error statuses of routes beyond what `shared.openapi` sees by itself, keyed by
+    `"METHOD /path"` (e.g. `{"POST /v1/replies": (404, 409, 429)}`), for the OpenAPI document."""
     setup_logging(service=service, level=settings.log_level)
 
     @asynccontextmanager
@@ -66,6 +77,8 @@ def build_app(
         required=("postgresql",),
         lagging=lambda request: request.app.state.runtime.lagging(),
     )
+    document_errors(app, answers=answers or {})
+    app.add_middleware(JsonDepthLimit, limit=max_json_depth)  # inside the size limit: a bounded body
     app.add_middleware(RequestLog)
     app.add_middleware(BodySizeLimit, limit=max_body_bytes)
     FastAPIInstrumentor.instrument_app(

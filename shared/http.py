@@ -1,13 +1,15 @@
 """What every service's HTTP edge shares: errors as JSON in the caller's language, one mapping per app,
 a body-size limit, the language of the request, and health/readiness probes.
 
-Error bodies are RFC 9457 problems:
+Error bodies are RFC 9457 problems (`application/problem+json`, schema `ProblemBody`):
 `{"type", "title", "status", "detail", "errors": [{field, message}]}`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any
@@ -16,6 +18,8 @@ import asyncpg
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -90,6 +94,36 @@ async def _lang_dependency(
 Lang = Annotated[str, Depends(_lang_dependency)]
 
 
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="where the problem is: `data.district`, `applicant.email`, `body`...")
+    message: str = Field(description="what is wrong and what to do, in the caller's language")
+
+
+class ProblemBody(BaseModel):
+    """Every error answer (RFC 9457). Other members may follow, e.g. `current_version` on a conflict or
+    `reference` on an internal error."""
+
+    model_config = ConfigDict(extra="allow", title="Problem")
+    type: str = Field(description="a stable key naming the problem, e.g. `error.invalid_request`")
+    title: str
+    status: int
+    detail: str = Field(description="what happened and what to do, in the caller's language")
+    errors: list[FieldProblem] | None = Field(default=None, description="each invalid field, when any")
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_MEDIA_TYPE
+
+    def render(self, content: Any) -> bytes:
+        # A message may quote what the client sent; a lone surrogate there is no UTF-8, and must not
+        # turn a 4xx into a 500.
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8", errors="replace")
+
+
 def problem(
     status: int,
     key: str,
@@ -109,7 +143,39 @@ def problem(
     if errors:
         body["errors"] = errors
     body.update(extra or {})
-    return JSONResponse(body, status_code=status, headers=headers, media_type="application/problem+json")
+    return ProblemResponse(body, status_code=status, headers=headers)
+
+
+# --- Text PostgreSQL can store ------------------------------------------------------------------------
+
+
+def unstorable(value: object) -> str | None:
+    """The message key saying why `value` (a string, or JSON data holding strings) cannot be stored, or
+    None. PostgreSQL stores neither NUL characters nor lone surrogates (which are not Unicode text)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "field.nul_character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "field.not_unicode"
+        return None
+    items: list[object] = []
+    if isinstance(value, dict):
+        items = [part for pair in value.items() for part in pair]
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    return next((key for item in items if (key := unstorable(item)) is not None), None)
+
+
+def _storable(value: str) -> str:
+    if (key := unstorable(value)) is not None:
+        raise PydanticCustomError("unstorable", "text that cannot be stored", {"key": key})
+    return value
+
+
+# A string that PostgreSQL can store: use it for every string of a request that is written.
+StoredStr = Annotated[str, AfterValidator(_storable)]
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -129,18 +195,19 @@ _PYDANTIC_KEYS = {
     "model_attributes_type": "field.type_object",
     "string_too_short": "field.too_short",
     "string_too_long": "field.too_long",
+    "string_unicode": "field.not_unicode",
 }
 
 
 def _validation_errors(exc: RequestValidationError, lang: str) -> list[dict[str, str]]:
     out = []
     for err in exc.errors():
-        key = _PYDANTIC_KEYS.get(err["type"])
         ctx = err.get("ctx") or {}
+        key = ctx.get("key") if err["type"] == "unstorable" else _PYDANTIC_KEYS.get(err["type"])
         params = {"min": ctx.get("min_length"), "max": ctx.get("max_length")}
         message = translate(key, lang, **params) if key else str(err["msg"])
         if err["type"] == "extra_forbidden":
-            message = translate("error.not_found", lang, path=_field_path(tuple(err["loc"])))
+            message = translate("field.unexpected", lang, name=err["loc"][-1])
         if err["type"] == "literal_error" and err["loc"][-1] == "channel":
             message = translate("field.channel", lang)
         out.append({"field": _field_path(tuple(err["loc"])), "message": message})
@@ -183,12 +250,14 @@ def install_error_handlers(app: FastAPI, *, domain_statuses: DomainStatuses | No
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        lang = language_of(request)
+        lang, headers = language_of(request), dict(exc.headers or {})  # e.g. a 405's `Allow`
         if exc.status_code == 404:
-            return problem(404, "error.not_found", lang, path=request.url.path)
+            return problem(404, "error.not_found", lang, headers=headers, path=request.url.path)
         if exc.status_code == 405:
-            return problem(405, "error.method_not_allowed", lang)
-        return JSONResponse({"status": exc.status_code, "detail": exc.detail}, status_code=exc.status_code)
+            return problem(405, "error.method_not_allowed", lang, headers=headers)
+        if exc.status_code == 400:
+            return problem(400, "error.unreadable_body", lang, headers=headers)
+        return problem(exc.status_code, "error.http", lang, headers=headers, detail=exc.detail)
 
     @app.exception_handler(asyncpg.PostgresConnectionError)
     @app.exception_handler(asyncpg.InterfaceError)
@@ -257,6 +326,59 @@ class BodySizeLimit:
         request = Request(scope)
         response = problem(413, "error.body_too_large", language_of(request), size=size, limit=self.limit)
         await response(scope, receive, send)
+
+
+# Strings (escapes included) hold no structure: drop them, then keep only the brackets.
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_depth(body: bytes, *, stop_above: int | None = None) -> int:
+    """How deeply objects and lists nest in a JSON text (`{}` is 1), counted without parsing it."""
+    depth = deepest = 0
+    for byte in _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS):
+        depth += 1 if byte in b"[{" else -1
+        if depth > deepest:
+            deepest = depth
+            if stop_above is not None and deepest > stop_above:
+                break
+    return deepest
+
+
+class JsonDepthLimit:
+    """Refuses, with 400, JSON bodies that nest objects or lists more than `limit` levels deep, before the
+    app parses them: no request needs it, and deep nesting breaks parsers and serializers (a 500).
+
+    Keep it inside `BodySizeLimit`: the body it holds in memory is bounded there."""
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        messages: list[Message] = []
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
+        body = b"".join(m.get("body", b"") for m in messages)
+        if json_depth(body, stop_above=self.limit) > self.limit:
+            lang = language_of(Request(scope))
+            await problem(400, "error.too_deep", lang, limit=self.limit)(scope, receive, send)
+            return
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _is_json(scope: Scope) -> bool:
+    content_type = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip().lower()
+    return content_type in (b"", b"application/json") or content_type.endswith(b"+json")
 
 
 ReadinessCheck = Callable[[], Awaitable[object]]

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -67,6 +67,13 @@ class FieldType(StrEnum):
     LOCATION = "location"
 
 
+# What may be published of a field's value (on the bus and in the statistics): facts that identify nobody.
+# Free text, e-mail, phone, links to documents and exact places stay in intake; a location may be
+# published coarsened to its district (`public: district`), and nothing finer.
+PUBLISHABLE = frozenset({FieldType.CHOICE, FieldType.INTEGER, FieldType.NUMBER, FieldType.BOOLEAN})
+DISTRICT: Literal["district"] = "district"
+
+
 class Choice(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     value: str = Field(pattern=CODE_PATTERN)
@@ -80,15 +87,18 @@ class FormField(BaseModel):
     label: Text
     help: Text | None = None
     required: bool = True
-    # Published on the bus and in the statistics. Only for facts that identify nobody (a category, a
-    # district); everything else stays in intake.
-    public: bool = False
+    # Published on the bus and in the statistics (see `PUBLISHABLE`): `true` for a fact that identifies
+    # nobody (a category, a count), `district` for a location, of which only the district is published.
+    # Everything else stays in intake.
+    public: bool | Literal["district"] = False
     min_length: int | None = Field(default=None, ge=0)
     max_length: int | None = Field(default=None, ge=1)
     minimum: float | None = None
     maximum: float | None = None
     pattern: str | None = None
     pattern_hint: Text | None = None
+    # The values of a choice field; for a location field, the districts a place can be in (the citizen,
+    # or the map, names one beside the address or the point).
     choices: tuple[Choice, ...] = ()
     not_in_future: bool = False
 
@@ -96,8 +106,9 @@ class FormField(BaseModel):
     def _consistent(self) -> Self:
         if self.type is FieldType.CHOICE and not self.choices:
             raise ValueError(f"field {self.name}: a choice field needs `choices`")
-        if self.choices and self.type is not FieldType.CHOICE:
-            raise ValueError(f"field {self.name}: `choices` only goes with type choice")
+        if self.choices and self.type not in (FieldType.CHOICE, FieldType.LOCATION):
+            raise ValueError(f"field {self.name}: `choices` only goes with type choice (or location)")
+        self._check_public()
         if self.pattern and not self.pattern_hint:
             raise ValueError(f"field {self.name}: a `pattern` needs a `pattern_hint` people can read")
         if self.pattern:
@@ -110,6 +121,26 @@ class FormField(BaseModel):
         if self.type in (FieldType.STRING, FieldType.TEXT) and self.max_length is None:
             raise ValueError(f"field {self.name}: text fields need a `max_length`")
         return self
+
+    def _check_public(self) -> None:
+        if self.public is True and self.type not in PUBLISHABLE:
+            hint = (
+                "publish only its district: `public: district` with the districts as `choices`"
+                if self.type is FieldType.LOCATION
+                else f"only {', '.join(sorted(PUBLISHABLE))} fields may be public"
+            )
+            raise ValueError(
+                f"field {self.name}: a {self.type} field cannot be public, it could identify someone ({hint})"
+            )
+        if self.public == DISTRICT:
+            if self.type is not FieldType.LOCATION:
+                raise ValueError(f"field {self.name}: `public: district` only goes with type location")
+            if not self.choices:
+                raise ValueError(f"field {self.name}: `public: district` needs the districts, as `choices`")
+
+    @property
+    def publishes_district(self) -> bool:
+        return self.type is FieldType.LOCATION and self.public == DISTRICT
 
 
 class Turn(StrEnum):

@@ -38,6 +38,11 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         migrations=Path(__file__).parent / "migrations",
         shared_sql=("eventstore", "projection", "idempotency"),
         routers=[router, replies_router, ratings_router, internal_router],
+        answers={
+            "POST /v1/cases": (404,),  # an unknown procedure
+            "POST /v1/replies": (404, 409, 429),  # an unknown code; a concurrent change; too many misses
+            "POST /v1/ratings": (404, 409, 429),  # an unknown code; not decided or rated already; misses
+        },
         on_start=_start_relay,
         max_body_bytes=settings.max_body_bytes,
     )

@@ -23,6 +23,7 @@ from shared import tracking_code
 from shared.events import make_envelope, subject_for
 from shared.events.intake import CaseSubmitted, CitizenReplied
 from shared.eventstore import NewEvent
+from shared.http import unstorable
 from shared.i18n import languages, translate
 from shared.procedures import CITY_TIMEZONE, FieldType, FormField, Procedure
 
@@ -111,9 +112,13 @@ def normalize_url(value: Any) -> str:
     return str(value)
 
 
-def _location(_: FormField, value: Any) -> dict[str, Any]:
+def _location(f: FormField, value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidField("field.location")
+    return _place(value) | _district(f, value.get("district"))
+
+
+def _place(value: dict[str, Any]) -> dict[str, Any]:
     address, lat, lon = value.get("address"), value.get("latitude"), value.get("longitude")
     if isinstance(address, str) and 3 <= len(address.strip()) <= 300 and lat is None and lon is None:
         return {"address": address.strip()}
@@ -123,6 +128,24 @@ def _location(_: FormField, value: Any) -> dict[str, Any]:
                 raise InvalidField(f"field.{name}")
         return {"latitude": float(lat), "longitude": float(lon)}
     raise InvalidField("field.location")
+
+
+def _district(f: FormField, district: Any) -> dict[str, str]:
+    """The district of a location whose definition lists districts (`choices`): one of them, required."""
+    if not f.choices:
+        return {}
+    allowed = [c.value for c in f.choices]
+    if district not in allowed:
+        raise InvalidField("field.location_district", choices=", ".join(allowed))
+    return {"district": str(district)}
+
+
+def public_fact(f: FormField, value: Any) -> str | int | float | bool | None:
+    """What the bus and the statistics may know of a public field's value: the value itself, or only the
+    district of a location (`public: district`), never the address or the point."""
+    if f.publishes_district:
+        return value.get("district") if isinstance(value, dict) else None
+    return value  # type: ignore[no-any-return]
 
 
 _CHECKS: dict[FieldType, Callable[[FormField, Any], Any]] = {
@@ -141,6 +164,8 @@ _CHECKS: dict[FieldType, Callable[[FormField, Any], Any]] = {
 
 
 def _check_field(f: FormField, value: Any) -> Any:
+    if (key := unstorable(value)) is not None:
+        raise InvalidField(key)
     value = _CHECKS[f.type](f, value)
     if f.pattern and isinstance(value, str) and not re.fullmatch(f.pattern, value):
         raise InvalidField("field.pattern", hint="")
@@ -234,7 +259,7 @@ class Submission:
             submitted_at=self.submitted_at,
             legal_deadline=self.legal_deadline,
             first_step=p.first_step.code,
-            facts={f.name: self.data.get(f.name) for f in p.fields if f.public},
+            facts={f.name: public_fact(f, self.data.get(f.name)) for f in p.fields if f.public},
         )
 
 

@@ -21,7 +21,7 @@ from services.intake.replies import case_of_code, limiter_of
 from shared.events import make_envelope, subject_for
 from shared.events.intake import CaseRated
 from shared.eventstore import NewEvent, append
-from shared.http import ApiError
+from shared.http import ApiError, StoredStr
 from shared.ratelimit import Limiter, client_of
 from shared.telemetry import current_traceparent, meter
 
@@ -38,7 +38,7 @@ class RatingCreate(BaseModel):
     # In the body, not the URL: URLs end up in proxies' logs, and the code is a bearer secret.
     tracking_code: str = Field(max_length=64, description="the tracking code, dashes optional, any case")
     rating: int = Field(ge=1, le=5, description="1 (very unhappy) to 5 (very happy)")
-    comment: str | None = Field(default=None, max_length=MAX_COMMENT_LENGTH, pattern=r"^[^\x00]*$")
+    comment: StoredStr | None = Field(default=None, max_length=MAX_COMMENT_LENGTH)
 
 
 class RatingPublic(BaseModel):

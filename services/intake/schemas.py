@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.http import StoredStr
+
 Channel = Literal["web", "counter", "phone", "mail"]
 MAX_REPLY_LENGTH = 4000
 MAX_REPLY_DOCUMENTS = 20
@@ -17,15 +19,16 @@ class ApplicantCreate(BaseModel):
     """Who applies. Personal data: it stays in intake and never goes on the bus."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
-    email: str | None = Field(default=None, max_length=254)
-    phone: str | None = Field(default=None, max_length=40)
-    language: str = Field(default="fr", max_length=10)
+    name: StoredStr = Field(min_length=1, max_length=200)
+    email: StoredStr | None = Field(default=None, max_length=254)
+    phone: StoredStr | None = Field(default=None, max_length=40)
+    language: StoredStr = Field(default="fr", max_length=10)
 
 
 class CaseCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    procedure: str = Field(max_length=60, examples=["permis-construire"])
+    procedure: StoredStr = Field(max_length=60, examples=["permis-construire"])
+    # Checked field by field against the procedure's definition in `domain.check_data`.
     data: dict[str, Any]
     applicant: ApplicantCreate
     channel: Channel = "web"
@@ -49,9 +52,11 @@ class ReplyCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     # In the body, not the URL: URLs end up in proxies' logs, and the code is a bearer secret.
-    tracking_code: str = Field(max_length=64, description="the tracking code, dashes optional, any case")
-    message: str = Field(max_length=MAX_REPLY_LENGTH, description="what the citizen says; not blank")
-    documents: list[str] = Field(
+    tracking_code: StoredStr = Field(
+        max_length=64, description="the tracking code, dashes optional, any case"
+    )
+    message: StoredStr = Field(max_length=MAX_REPLY_LENGTH, description="what the citizen says; not blank")
+    documents: list[StoredStr] = Field(
         default_factory=list,
         description=f"links to the documents (https), at most {MAX_REPLY_DOCUMENTS}",
         # Checked in `domain.check_reply`, where the message can be in the citizen's language.
@@ -81,7 +86,10 @@ class FieldPublic(BaseModel):
     maximum: float | None
     pattern: str | None
     pattern_hint: str | None
-    choices: list[ChoicePublic]
+    choices: list[ChoicePublic] = Field(
+        description="a choice field's values; for a location field, the districts: send one as `district`"
+        " beside the address or the point (only the district is published)"
+    )
 
 
 class StepPublic(BaseModel):

@@ -35,6 +35,7 @@ def create_app(settings: TrackingSettings | None = None) -> FastAPI:
         migrations=Path(__file__).parent / "migrations",
         shared_sql=("projection",),
         routers=[router, web_router],
+        answers={"GET /v1/track/{code}": (429,)},  # too many lookups or misses
         on_start=_start,
     )
     app.state.limiter = make_limiter(settings)

@@ -3,6 +3,8 @@ never a 500, never a half-written case."""
 
 from __future__ import annotations
 
+import json
+
 import asyncpg
 import httpx
 import pytest
@@ -123,3 +125,113 @@ async def test_an_oversized_chunked_body_is_refused_too(intake: httpx.AsyncClien
 async def test_an_unknown_route_or_method_is_a_clear_4xx(intake: httpx.AsyncClient) -> None:
     assert (await intake.get("/v1/nope")).status_code == 404
     assert (await intake.delete("/v1/cases")).status_code == 405
+
+
+async def test_a_wrong_method_says_which_methods_are_allowed(intake: httpx.AsyncClient) -> None:
+    answer = await intake.delete("/v1/cases?lang=en")
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "POST"
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+async def test_an_unknown_field_is_named_as_such(intake: httpx.AsyncClient, lang: str) -> None:
+    body = make_case() | {"x": 1}
+    body["applicant"]["nickname"] = "Jo"
+    answer = await intake.post(f"/v1/cases?lang={lang}", json=body)
+    assert answer.status_code == 422
+    word = {"fr": "champ inconnu", "en": "unknown field"}[lang]
+    assert set(_errors(answer)) == {"x", "applicant.nickname"}
+    assert f"{word} `x`" in _errors(answer)["x"]
+    assert f"{word} `nickname`" in _errors(answer)["applicant.nickname"]
+
+
+NUL, SURROGATE = "\u0000", "\udfff"
+
+
+def _raw(body: dict[str, object]) -> bytes:
+    # json.dumps escapes both (`\u0000`, `\udfff`), as a client would send them.
+    return json.dumps(body).encode()
+
+
+@pytest.mark.parametrize(
+    ("where", "body", "field"),
+    [
+        ("name", make_case(applicant={"name": f"Ana{NUL}s"}), "applicant.name"),
+        ("name", make_case(applicant={"name": f"Ana{SURROGATE}"}), "applicant.name"),
+        ("email", make_case(applicant={"email": f"a{NUL}@exemple.fr"}), "applicant.email"),
+        ("text", make_case(project_description=f"Une maison{NUL}"), "data.project_description"),
+        ("text", make_case(project_description=f"Une maison{SURROGATE}"), "data.project_description"),
+        ("link", make_case(plans_url=f"https://plans.fr/{NUL}"), "data.plans_url"),
+        ("link", make_case(plans_url=f"https://plans.fr/{SURROGATE}"), "data.plans_url"),
+        ("address", make_case(parcel_address=f"3 rue {SURROGATE} Haute"), "data.parcel_address"),
+        (
+            "location",
+            make_case("signalement-voirie", location={"address": f"Place{NUL} du marché"}),
+            "data.location",
+        ),
+    ],
+)
+async def test_text_that_cannot_be_stored_is_named_not_a_500(
+    intake: httpx.AsyncClient, env: Env, where: str, body: dict[str, object], field: str
+) -> None:
+    for lang, words in (("fr", "caractère"), ("en", "character")):
+        answer = await intake.post(
+            f"/v1/cases?lang={lang}", content=_raw(body), headers={"Content-Type": "application/json"}
+        )
+        assert answer.status_code == 422, answer.text
+        assert words in _errors(answer)[field], _errors(answer)
+    assert await _count_cases(env) == 0
+
+
+async def test_an_unknown_procedure_with_a_lone_surrogate_is_still_a_404(intake: httpx.AsyncClient) -> None:
+    body = make_case() | {"procedure": f"permis{SURROGATE}"}
+    answer = await intake.post("/v1/cases", content=_raw(body), headers={"Content-Type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    assert "procedure" in _errors(answer)
+
+
+@pytest.mark.parametrize("depth", [33, 100, 300, 900, 5000])
+async def test_a_body_nested_too_deeply_is_one_clear_400(
+    intake: httpx.AsyncClient, env: Env, depth: int
+) -> None:
+    nested = "[" * (depth - 2) + "]" * (depth - 2)
+    body = json.dumps(make_case()).replace('"data": {', f'"data": {{"deep": {nested}, ', 1)
+    answer = await intake.post(
+        "/v1/cases?lang=en", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert "at most 32 levels" in answer.json()["detail"]
+    assert await _count_cases(env) == 0
+
+
+async def test_a_body_nested_within_the_limit_is_read(intake: httpx.AsyncClient) -> None:
+    nested = "[" * 29 + "]" * 29  # with the body and `data`, 32 levels: the limit
+    body = json.dumps(make_case()).replace('"data": {', f'"data": {{"deep": {nested}, ', 1)
+    answer = await intake.post(
+        "/v1/cases?lang=en", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 422, answer.text
+    assert "data.deep" in _errors(answer), "not a field of the procedure"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"message": f"Voici{NUL}"}, "message"),
+        ({"message": f"Voici{SURROGATE}"}, "message"),
+        ({"documents": [f"https://docs.fr/{NUL}"]}, "documents.0"),
+        ({"documents": ["https://docs.fr/a", f"https://docs.fr/{SURROGATE}"]}, "documents.1"),
+    ],
+)
+async def test_a_reply_with_text_that_cannot_be_stored_is_named_not_a_500(
+    intake: httpx.AsyncClient, change: dict[str, object], field: str
+) -> None:
+    body = {"tracking_code": "K7QM-2XPD-9RTA-HF3W-Z", "message": "Voici", "documents": []} | change
+    for lang, words in (("fr", "caractère"), ("en", "character")):
+        answer = await intake.post(
+            f"/v1/replies?lang={lang}", content=_raw(body), headers={"Content-Type": "application/json"}
+        )
+        assert answer.status_code == 422, answer.text
+        assert words in _errors(answer)[field], _errors(answer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, date, datetime
 
@@ -77,4 +78,17 @@ async def test_a_bad_rating_is_a_clear_4xx(intake: httpx.AsyncClient, env: Env) 
     assert too_high.status_code == 422 and too_high.json()["errors"][0]["field"] == "rating"
     unknown = await intake.post("/v1/ratings", json={"tracking_code": tracking_code.generate(), "rating": 3})
     assert unknown.status_code == 404
+    assert await scalar(env.database_url, "SELECT count(*) FROM intake.ratings") == 0
+
+
+async def test_a_comment_that_cannot_be_stored_is_named_not_a_500(
+    intake: httpx.AsyncClient, env: Env
+) -> None:
+    case = (await intake.post("/v1/cases", json=make_case())).json()
+    await decide(env, case["case_id"])
+    for bad in ("nul\u0000", "moitié \udfff"):
+        body = json.dumps({"tracking_code": case["tracking_code"], "rating": 3, "comment": bad})
+        answer = await intake.post("/v1/ratings", content=body, headers={"Content-Type": "application/json"})
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["errors"][0]["field"] == "comment"
     assert await scalar(env.database_url, "SELECT count(*) FROM intake.ratings") == 0

@@ -113,10 +113,12 @@ class TestEveryShippedDefinition:
 
     def test_nothing_that_could_identify_someone_is_published(self, procedure: Procedure) -> None:
         for f in procedure.fields:
-            if f.public:
+            if f.public is True:
                 assert f.type in (FieldType.CHOICE, FieldType.NUMBER, FieldType.INTEGER, FieldType.BOOLEAN), (
                     f"{f.name} is public but free-form ({f.type})"
                 )
+            elif f.public:
+                assert f.type is FieldType.LOCATION and f.public == "district" and f.choices
 
     def test_every_text_field_is_bounded_and_every_format_is_explained(self, procedure: Procedure) -> None:
         for f in procedure.fields:
@@ -436,3 +438,71 @@ def test_the_catalogue_keeps_every_version_and_offers_the_newest(tmp_path: Path)
     assert catalogue.get("demande-test", 3) is None
     assert catalogue.latest("inconnue") is None
     assert catalogue.get("inconnue", 1) is None
+
+
+# --- Public fields identify nobody -----------------------------------------------------------------------
+
+
+def _field(name: str, type_: str, **options: Any) -> dict[str, Any]:
+    return {"name": name, "type": type_, "label": {"fr": "Champ", "en": "Field"}, **options}
+
+
+_DISTRICTS = [{"value": "nord", "label": {"fr": "Nord", "en": "North"}}]
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        _field("comment", "text", max_length=500, public=True),
+        _field("surname", "string", max_length=100, public=True),
+        _field("contact", "email", public=True),
+        _field("mobile", "phone", public=True),
+        _field("plans", "url", public=True),
+        _field("born_on", "date", public=True),
+        _field("place", "location", public=True),
+        _field("place", "location", public=True, choices=_DISTRICTS),
+    ],
+    ids=lambda f: f"{f['type']}-{f['name']}",
+)
+def test_a_public_field_that_could_identify_someone_is_refused(tmp_path: Path, field: dict[str, Any]) -> None:
+    definition = _valid()
+    definition["fields"].append(field)
+    path = _write(tmp_path, definition)
+    message = _refused(tmp_path)
+    assert str(path) in message
+    assert "fields.2" in message
+    assert f"field {field['name']}" in message
+    assert "cannot be public" in message
+    if field["type"] == "location":
+        assert "public: district" in message, "says how a place can be published"
+
+
+def test_a_location_can_be_public_as_its_district_only(tmp_path: Path) -> None:
+    definition = _valid()
+    definition["fields"].append(_field("place", "location", public="district", choices=_DISTRICTS))
+    _write(tmp_path, definition)
+    procedure = load_catalogue(tmp_path).latest("demande-test")
+    assert procedure is not None
+    place = procedure.field("place")
+    assert place is not None
+    assert place.publishes_district
+    assert [c.value for c in place.choices] == ["nord"]
+
+
+@pytest.mark.parametrize(
+    ("field", "words"),
+    [
+        (_field("place", "location", public="district"), "needs the districts"),
+        (_field("size", "integer", public="district"), "only goes with type location"),
+        (_field("place", "location", public="street"), "public"),
+    ],
+    ids=["no-districts", "not-a-location", "another-coarsening"],
+)
+def test_a_district_publication_must_make_sense(tmp_path: Path, field: dict[str, Any], words: str) -> None:
+    definition = _valid()
+    definition["fields"].append(field)
+    path = _write(tmp_path, definition)
+    message = _refused(tmp_path)
+    assert str(path) in message
+    assert "fields.2" in message
+    assert words in message
