@@ -1,5 +1,5 @@
 """The OpenAPI documents say every answer each operation gives, errors with their `application/problem+json`
-body: a schemathesis run with every check passes on intake, tracking and workflow, served by uvicorn as
+body: a schemathesis run with every check passes on intake, tracking, workflow and stats, served by uvicorn as
 in production."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from devtools.servers import NatsServer, PostgresServer, UvicornProcess
 from tests.builders import make_case
 from tests.conftest import Tokens
 
-SERVICES = ("intake", "tracking", "workflow")
+SERVICES = ("intake", "tracking", "workflow", "stats")
 # What JSON Schema cannot say: a form's fields depend on the procedure named beside them, and an e-mail,
 # a phone number or a tracking code is checked beyond its type. Schema-valid data may then be a 422 (or,
 # for a well-formed code, a 404, or a 429 once the client missed too often).
@@ -110,6 +110,7 @@ def test_every_answer_is_documented(service: str, served: Served, tokens: Tokens
         "intake": "",
         "tracking": f'"path.code" = "{served.code}"',
         "workflow": f'"path.case_id" = "{served.case_id}"',
+        "stats": '"path.code" = "permis-construire"',
     }
     config.write_text(f"[parameters]\n{known[service]}\n{CONFIG}", encoding="utf-8")
     headers = [f"Authorization: {tokens()['Authorization']}"] if service == "workflow" else []

@@ -17,7 +17,7 @@ from shared.i18n import translate
 from shared.procedures import Procedure
 
 router = APIRouter(prefix="/v1/stats")
-MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
+MONTH = r"^(19|2\d)\d{2}-(0[1-9]|1[0-2])$"  # 1900-01 to 2999-12
 Month = Annotated[str | None, Query(pattern=MONTH, description="YYYY-MM", examples=["2026-03"])]
 
 
