@@ -14,7 +14,10 @@ from fastapi import FastAPI
 from services.stats.api import router
 from services.stats.consumers import make_consumer
 from services.stats.forecast import keep_forecasts_published
+from services.stats.opendata import router as open_data_router
 from services.stats.settings import StatsSettings
+from services.stats.web import STATIC, static_files
+from services.stats.web import router as web_router
 from shared.app import build_app
 from shared.bus import figures_bucket
 from shared.runtime import Runtime
@@ -38,12 +41,14 @@ async def _start(app: FastAPI, runtime: Runtime) -> None:
 
 def create_app(settings: StatsSettings | None = None) -> FastAPI:
     settings = settings or StatsSettings()
-    return build_app(
+    app = build_app(
         service="stats",
         title="Suivi stats",
         settings=settings,
         migrations=Path(__file__).parent / "migrations",
         shared_sql=("projection",),
-        routers=[router],
+        routers=[router, open_data_router, web_router],
         on_start=_start,
     )
+    app.mount(STATIC, static_files(), name="static")
+    return app

@@ -91,3 +91,17 @@ class ProcedureSummary(BaseModel):
 class ProcedureList(BaseModel):
     method: Method
     procedures: list[ProcedureSummary]
+
+
+class OpenDataFile(BaseModel):
+    name: str
+    url: str
+    title: str
+    description: str
+    rows: int
+
+
+class OpenDataIndex(BaseModel):
+    datapackage: str = Field(description="the Frictionless Data Package describing every file")
+    licence: str
+    files: list[OpenDataFile]

@@ -1,3 +1,5 @@
+from typing import Literal
+
 from pydantic import AliasChoices, Field
 
 from shared.settings import ServiceSettings
@@ -15,4 +17,8 @@ class StatsSettings(ServiceSettings):
     )
     forecast_min_cases: int = Field(
         default=10, ge=1, validation_alias=AliasChoices("STATS_FORECAST_MIN_CASES")
+    )
+    # The licence the open data is published under: Licence Ouverte 2.0 (Etalab) or the ODbL.
+    open_data_licence: Literal["etalab-2.0", "ODbL-1.0"] = Field(
+        default="etalab-2.0", validation_alias=AliasChoices("STATS_OPEN_DATA_LICENCE")
     )
