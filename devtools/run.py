@@ -64,7 +64,7 @@ SERVICES = (
     _service("intake", "INTAKE_PORT", 8001, "submit a procedure (API docs at /docs)"),
     _service("workflow", "WORKFLOW_PORT", 8002, "agents' API (token: make token)"),
     _service("tracking", "TRACKING_PORT", 8003, "follow a case by its tracking code"),
-    _service("stats", "STATS_PORT", 8004, "waiting times (JSON at /v1/stats/procedures)"),
+    _service("stats", "STATS_PORT", 8004, "waiting times: dashboard at /, open data at /v1/stats/open-data/"),
 )
 
 
