@@ -19,7 +19,6 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
@@ -32,6 +31,8 @@ from services.stats.settings import StatsSettings
 from shared.deps import CatalogueDep, Pool
 from shared.http import language_of
 from shared.i18n import languages, translate
+from shared.pages import Texts as PageTexts
+from shared.pages import page_templates
 from shared.procedures import Procedure
 
 HERE = Path(__file__).parent
@@ -46,13 +47,7 @@ HEADERS = {
 }
 
 router = APIRouter(include_in_schema=False)
-templates = Environment(
-    loader=FileSystemLoader(HERE / "templates"),
-    autoescape=True,
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+templates = page_templates(HERE / "templates")
 Figure = Count | Share | Distribution | Satisfaction
 
 
@@ -60,14 +55,8 @@ def static_files() -> StaticFiles:
     return StaticFiles(directory=HERE / "static")
 
 
-class Texts:
+class Texts(PageTexts):
     """The page's words and numbers in one language; templates call it `t`."""
-
-    def __init__(self, lang: str) -> None:
-        self.lang = lang
-
-    def __call__(self, key: str, /, **params: object) -> str:
-        return translate(key, self.lang, **params)
 
     def number(self, value: float) -> str:
         text = f"{value:,.1f}" if round(value, 1) % 1 else f"{value:,.0f}"

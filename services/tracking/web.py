@@ -13,7 +13,6 @@ import logging
 import traceback
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -22,14 +21,12 @@ import asyncpg
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from markupsafe import Markup, escape
 
 from services.tracking.lookup import lookup
 from services.tracking.schemas import TrackingView
 from shared.http import ApiError, language_of, route_template
 from shared.i18n import languages, translate
-from shared.procedures import CITY_TIMEZONE
+from shared.pages import Texts, page_templates
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -54,50 +51,11 @@ HEADERS = {
 PRIVATE = {"Cache-Control": "no-store"}
 
 router = APIRouter(include_in_schema=False)
-templates = Environment(
-    loader=FileSystemLoader(HERE / "templates"),
-    autoescape=True,
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+templates = page_templates(HERE / "templates")
 
 
 def static_files() -> StaticFiles:
     return StaticFiles(directory=HERE / "static")
-
-
-class Texts:
-    """The page's words in one language; templates call it `t`."""
-
-    def __init__(self, lang: str) -> None:
-        self.lang = lang
-
-    def __call__(self, key: str, /, **params: object) -> str:
-        return translate(key, self.lang, **params)
-
-    def plural(self, key: str, n: int) -> str:
-        """`key.one` or `key.other`; whether 0 is singular is the language's call (`page.plural.zero`)."""
-        one = n == 1 or (n == 0 and self("page.plural.zero") == "one")
-        return self(f"{key}.{'one' if one else 'other'}", n=n)
-
-    def time(self, value: date | datetime) -> Markup:
-        """A `<time>` element reading like "21 novembre 2026"."""
-        day = _local_day(value)
-        text = self(
-            "page.date",
-            day=self("page.date.day_1") if day.day == 1 else day.day,
-            month=self(f"page.month.{day.month}"),
-            year=day.year,
-        )
-        return Markup('<time datetime="{}">{}</time>').format(day.isoformat(), escape(text))
-
-
-def _local_day(value: date | datetime) -> date:
-    if not isinstance(value, datetime):
-        return value
-    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return aware.astimezone(CITY_TIMEZONE).date()
 
 
 @router.get("/", response_class=HTMLResponse)
