@@ -33,6 +33,9 @@ from services.workflow.clock import Clock, ManualClock
 from services.workflow.settings import WorkflowSettings
 from shared.procedures import CITY_TIMEZONE
 
+# Headless Chromium's fixtures, for the tests that look at pages.
+pytest_plugins = ["tests.browser"]
+
 _databases = itertools.count(1)
 
 # One in-memory exporter for the whole run, installed before any app so that setup_telemetry keeps it.

@@ -7,9 +7,7 @@ Only the system Chromium is used (`/usr/bin/chromium`); Playwright's own browser
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -19,10 +17,11 @@ import httpx
 import nats
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from shared.events import EventData
 from shared.events.intake import CaseRated
+from tests.browser import BLOCKING_IMPACTS, SCREENSHOTS
 from tests.conftest import Env
 from tests.processes import ServiceProcess, service_env
 from tests.stats.test_figures import DAY, PROCEDURE, Case, publish
@@ -30,20 +29,6 @@ from tests.waiting import eventually, scalar
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-BLOCKING_IMPACTS = ("serious", "critical")
-# Where the screenshots go, to be looked at (SUIVI_SCREENSHOTS to keep them somewhere else).
-SCREENSHOTS = Path(os.environ.get("SUIVI_SCREENSHOTS", tempfile.gettempdir()))
 PHONE, DESKTOP = 390, 1280
 
 
@@ -92,21 +77,6 @@ async def publish_and_settle(env: Env, events: list[EventData]) -> None:
         until=lambda reached: reached is not None and reached >= last,
         timeout=90,
     )
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (see .ci/run)")
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    yield browser
-    browser.close()
 
 
 @pytest.fixture

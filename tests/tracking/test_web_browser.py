@@ -6,9 +6,7 @@ Only the system Chromium is used (`/usr/bin/chromium`); Playwright's own browser
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,30 +17,16 @@ from typing import Any
 import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from devtools import dev_issuer
+from tests.browser import BLOCKING_IMPACTS, SCREENSHOTS
 from tests.builders import make_case
 from tests.conftest import Env, Tokens
 from tests.processes import ServiceProcess, service_env
 from tests.tracking.test_forecast import publish_forecast
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-BLOCKING_IMPACTS = ("serious", "critical")
-# Where the screenshots go, to be looked at (SUIVI_SCREENSHOTS to keep them somewhere else).
-SCREENSHOTS = Path(os.environ.get("SUIVI_SCREENSHOTS", tempfile.gettempdir()))
 
 
 @dataclass
@@ -84,21 +68,6 @@ class Site:
         for log in self.logs.glob("*.log"):
             text = log.read_text(errors="replace")
             assert not [f for f in forms if f in text], f"the tracking code leaked into {log.name}"
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (see .ci/run)")
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    yield browser
-    browser.close()
 
 
 @pytest.fixture
