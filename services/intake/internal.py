@@ -64,22 +64,6 @@ def _not_found(case_id: uuid.UUID) -> ApiError:
     return ApiError("intake.case_not_found", status=404, case_id=case_id)
 
 
-@router.get("/cases/{case_id}/applicant", response_model=ApplicantInternal)
-async def get_applicant(
-    case_id: uuid.UUID,
-    pool: Pool,
-    settings: SettingsDep,
-    authorization: Annotated[str | None, Header()] = None,
-) -> dict[str, Any]:
-    _check_token(settings, authorization)
-    row = await pool.fetchrow(
-        "SELECT name, email, phone, language FROM intake.applicants WHERE case_id = $1", case_id
-    )
-    if row is None:
-        raise _not_found(case_id)
-    return dict(row)
-
-
 async def _case_file(conn: asyncpg.Connection, case_id: uuid.UUID) -> dict[str, Any] | None:
     case = await conn.fetchrow(
         "SELECT c.case_id, c.procedure, c.procedure_version, c.submitted_at, c.data, "

@@ -117,7 +117,7 @@ async def _read_once_opened(
 
 async def test_intakes_internal_api_answers_with_its_own_error_keys(intake: httpx.AsyncClient) -> None:
     unknown = uuid.uuid4()
-    for path in (f"/internal/v1/cases/{unknown}", f"/internal/v1/cases/{unknown}/applicant"):
+    for path in (f"/internal/v1/cases/{unknown}",):
         answer = await intake.get(path, headers=INTERNAL)
         assert answer.status_code == 404, answer.text
         assert answer.json()["type"] == "intake.case_not_found" and str(unknown) in answer.json()["detail"]
