@@ -223,6 +223,13 @@ def check_applicant(applicant: ApplicantCreate, lang: str) -> tuple[ApplicantCre
             errors.append({"field": f"applicant.{name}", "message": translate(exc.key, lang, **exc.params)})
     if _missing(applicant.email) and _missing(applicant.phone):
         errors.append({"field": "applicant", "message": translate("field.applicant_contact", lang)})
+    notify_by = _notify_by(applicant, updates)
+    updates["notify_by"] = notify_by
+    for channel, contact in (("email", "email"), ("sms", "phone")):
+        if channel in notify_by and updates.get(contact) is None:
+            errors.append(
+                {"field": f"applicant.{contact}", "message": translate(f"field.notify_by_{channel}", lang)}
+            )
     if applicant.language not in languages():
         errors.append(
             {
@@ -231,6 +238,15 @@ def check_applicant(applicant: ApplicantCreate, lang: str) -> tuple[ApplicantCre
             }
         )
     return applicant.model_copy(update=updates), errors
+
+
+def _notify_by(applicant: ApplicantCreate, normalized: dict[str, Any]) -> list[str]:
+    """The channels chosen, once each; by default e-mail where there is an address, else SMS."""
+    if applicant.notify_by is not None:
+        return sorted(set(applicant.notify_by))
+    if normalized.get("email"):
+        return ["email"]
+    return ["sms"] if normalized.get("phone") else []
 
 
 @dataclass(frozen=True)

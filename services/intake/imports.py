@@ -3,6 +3,9 @@ day one.
 
     python -m services.intake.imports FILE.jsonl      (DATABASE_URL: intake's database)
 
+or, for a file of a few MiB, `POST /v1/imports` on intake with an admin's token (`imports_api.py`): both
+call the functions here, so a line means the same thing either way.
+
 One past case per line (JSON Lines):
 
     {"reference": "PC-2024-0193", "procedure": "permis-construire", "channel": "counter",
@@ -15,6 +18,7 @@ One past case per line (JSON Lines):
 Each good line becomes one `CaseImported` event (no personal data, no tracking code), written with its
 outbox row, so stats folds it like a live case. `reference` is the idempotency key: importing a file twice
 changes nothing. A bad line is reported with its number and what is wrong; the good lines are imported.
+Lines are UTF-8 text (a byte-order mark is allowed at the start); a line that is not is reported too.
 """
 
 from __future__ import annotations
@@ -38,12 +42,17 @@ from shared.db import create_pool
 from shared.events import make_envelope, subject_for
 from shared.events.intake import CaseImported, Channel, TimelineEntry
 from shared.eventstore import NewEvent, append
+from shared.http import unstorable
 from shared.procedures import CITY_TIMEZONE, Catalogue, load_catalogue
 
 SCHEMA = "intake"
 # Case ids of imported cases are derived from the procedure and the reference: the same case, the same id.
 IMPORT_NAMESPACE = uuid.UUID("5b0b6d1e-3c52-4e0b-9a57-0c1f5d2f4a11")
 MAX_LINE_BYTES = 64 * 1024
+# Older than any city's records on paper: an earlier year is a typo (and before year 1 is no date at all).
+OLDEST = datetime(1900, 1, 1, tzinfo=UTC)
+# A line as read from a file opened in binary or an HTTP body (bytes), or as text.
+Line = str | bytes
 
 
 class ImportLine(BaseModel):
@@ -99,6 +108,8 @@ def _check_timeline(timeline: list[TimelineEntry], *, now: datetime) -> None:
             raise BadLine(f"{where}: 'at' needs a time zone offset, e.g. 2024-03-04T09:12:00+01:00")
         if entry.at > now:
             raise BadLine(f"{where}: {entry.at.isoformat()} is in the future")
+        if entry.at < OLDEST:
+            raise BadLine(f"{where}: {entry.at.isoformat()} is before 1900; is the year right?")
         if index and entry.at < timeline[index - 1].at:
             raise BadLine(f"{where}: earlier than the entry before it; list the timeline in order")
         if entry.event == "submitted" and index:
@@ -129,37 +140,75 @@ class Summary:
     imported: int = 0
     skipped: int = 0  # imported before (same reference)
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    # Past this many bad lines, the others are counted but not listed (None: list them all).
+    list_at_most: int | None = None
+    unlisted: int = 0
+    # Lines that were JSON objects, good or bad: none at all means the body was no JSON Lines.
+    objects: int = 0
 
-    def public(self) -> dict[str, Any]:
-        return {"imported": self.imported, "skipped": self.skipped, "rejected": self.rejected}
+    @property
+    def rejected_count(self) -> int:
+        return len(self.rejected) + self.unlisted
+
+    def reject(self, number: int, reference: object, error: str) -> None:
+        if self.list_at_most is not None and len(self.rejected) >= self.list_at_most:
+            self.unlisted += 1
+            return
+        shown = reference if isinstance(reference, str) and not unstorable(reference) else None
+        self.rejected.append({"line": number, "reference": shown, "error": error})
 
 
 def parse(
-    lines: Iterable[tuple[int, str]], catalogue: Catalogue, summary: Summary
+    lines: Iterable[tuple[int, Line]], catalogue: Catalogue, summary: Summary
 ) -> Iterator[tuple[CaseImported, str]]:
-    """The events of the good lines, with their reference; each bad line goes into `summary.rejected`
-    with what is wrong."""
+    """The events of the good lines, with their reference; each bad line goes into `summary`'s rejected
+    lines with what is wrong."""
     now = datetime.now(UTC)
-    for number, text in lines:
-        if not text.strip():
-            continue
+    for number, raw_line in lines:
         reference = None
         try:
-            if len(text.encode()) > MAX_LINE_BYTES:
-                raise BadLine(f"the line is longer than {MAX_LINE_BYTES} bytes")
+            text = _text(raw_line, first=number == 1)
+            if not text.strip():
+                continue
             raw = json.loads(text)
-            reference = raw.get("reference") if isinstance(raw, dict) else None
+            if not isinstance(raw, dict):
+                raise BadLine(f"not a JSON object but {_json_kind(raw)}: one past case per line, {{...}}")
+            summary.objects += 1
+            reference = raw.get("reference")
+            if unstorable(raw):
+                raise BadLine("holds a NUL character (\\u0000) or a lone surrogate (\\ud800...), not text")
             line = ImportLine.model_validate(raw)
             yield check(line, catalogue, now=now), line.reference
         except json.JSONDecodeError as exc:
-            summary.rejected.append({"line": number, "reference": None, "error": f"not JSON: {exc.msg}"})
+            summary.reject(number, None, f"not JSON: {exc.msg} (column {exc.colno})")
+        except RecursionError:
+            summary.reject(number, None, "not a past case: JSON nested far too deeply")
         except ValidationError as exc:
             errors = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'line'}: {e['msg']}" for e in exc.errors()[:5]
             )
-            summary.rejected.append({"line": number, "reference": reference, "error": errors})
+            summary.reject(number, reference, errors)
         except BadLine as exc:
-            summary.rejected.append({"line": number, "reference": reference, "error": str(exc)})
+            summary.reject(number, reference, str(exc))
+
+
+def _text(line: Line, *, first: bool) -> str:
+    size = len(line) if isinstance(line, bytes) else len(line.encode(errors="surrogatepass"))
+    if size > MAX_LINE_BYTES:
+        raise BadLine(f"the line is longer than {MAX_LINE_BYTES} bytes")
+    if isinstance(line, bytes):
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadLine(
+                f"not UTF-8 text (byte {exc.start + 1} of the line); save the file as UTF-8"
+            ) from exc
+    return line.removeprefix("\ufeff") if first else line
+
+
+def _json_kind(value: object) -> str:
+    kinds = {list: "a list", str: "a string", bool: "true or false", type(None): "null"}
+    return kinds.get(type(value), "a number")
 
 
 async def record(pool: asyncpg.Pool, events: list[CaseImported], references: dict[uuid.UUID, str]) -> int:
@@ -191,29 +240,33 @@ async def record(pool: asyncpg.Pool, events: list[CaseImported], references: dic
 
 async def import_lines(
     pool: asyncpg.Pool,
-    lines: Iterable[tuple[int, str]],
+    lines: Iterable[tuple[int, Line]],
     catalogue: Catalogue,
     *,
     batch: int = 500,
     progress: TextIO | None = None,
     total: int | None = None,
+    summary: Summary | None = None,
 ) -> Summary:
-    summary, done = Summary(), 0
-    pending: list[CaseImported] = []
+    """Parse and record numbered lines, `batch` per transaction; `summary` says what came of them."""
+    summary = summary or Summary()
+    pending: dict[uuid.UUID, CaseImported] = {}
     references: dict[uuid.UUID, str] = {}
 
     async def flush() -> None:
-        nonlocal pending, references, done
         if pending:
-            fresh = await record(pool, pending, references)
+            fresh = await record(pool, list(pending.values()), references)
             summary.imported += fresh
             summary.skipped += len(pending) - fresh
-            done += len(pending)
-            pending, references = [], {}
-            _progress(progress, done + len(summary.rejected), total)
+            pending.clear()
+            references.clear()
+            _progress(progress, summary.imported + summary.skipped + summary.rejected_count, total)
 
     for event, reference in parse(lines, catalogue, summary):
-        pending.append(event)
+        if event.case_id in pending:  # the same reference twice in a batch: recorded once
+            summary.skipped += 1
+            continue
+        pending[event.case_id] = event
         references[event.case_id] = reference
         if len(pending) >= batch:
             await flush()
@@ -241,7 +294,8 @@ async def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     settings = IntakeSettings()
     try:
-        total = sum(1 for _ in args.file.open(encoding="utf-8"))
+        with args.file.open("rb") as counted:
+            total = sum(1 for _ in counted)
     except OSError as exc:
         print(f"cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 2
@@ -253,7 +307,7 @@ async def main(argv: list[str]) -> int:
                 file=sys.stderr,
             )
             return 2
-        with args.file.open(encoding="utf-8") as lines:
+        with args.file.open("rb") as lines:  # bytes: a line that is not UTF-8 is reported, not fatal
             summary = await import_lines(
                 pool,
                 enumerate(lines, start=1),
@@ -268,7 +322,8 @@ async def main(argv: list[str]) -> int:
     for bad in summary.rejected:
         print(f"line {bad['line']} ({bad['reference'] or 'no reference'}): {bad['error']}")
     print(
-        f"imported {summary.imported}, skipped {summary.skipped} (imported before), rejected {len(summary.rejected)}"
+        f"imported {summary.imported}, skipped {summary.skipped} (imported before), "
+        f"rejected {summary.rejected_count}"
     )
     return 1 if summary.rejected else 0
 

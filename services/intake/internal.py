@@ -1,24 +1,25 @@
 """intake's internal API, for other Suivi services only (not routed by the public ingress).
 
 workflow asks here for what the citizen gave (contact details, the form, their replies) when an agent
-opens a case, instead of any of it ever travelling on the bus. The caller logs each read.
+opens a case, and notify for where to write (the address, the channels chosen, the tracking code for the
+links) at each send, instead of any of it ever travelling on the bus. The caller logs each read.
 """
 
 from __future__ import annotations
 
-import hmac
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 import asyncpg
-from fastapi import APIRouter, Header
+from fastapi import APIRouter
 from pydantic import BaseModel
 
-from services.intake.deps import Pool, SettingsDep
+from services.intake.deps import Pool
+from shared.deps import InternalCaller
 from shared.http import ApiError
 
-router = APIRouter(prefix="/internal/v1", include_in_schema=False)
+router = APIRouter(prefix="/internal/v1", include_in_schema=False, dependencies=[InternalCaller])
 
 
 class ApplicantInternal(BaseModel):
@@ -54,12 +55,6 @@ class CaseFileInternal(BaseModel):
     rating: RatingInternal | None = None
 
 
-def _check_token(settings: SettingsDep, authorization: str | None) -> None:
-    expected = f"Bearer {settings.internal_token}"
-    if authorization is None or not hmac.compare_digest(authorization.encode(), expected.encode()):
-        raise ApiError("auth.missing_token", status=401)
-
-
 def _not_found(case_id: uuid.UUID) -> ApiError:
     return ApiError("intake.case_not_found", status=404, case_id=case_id)
 
@@ -90,15 +85,39 @@ async def _case_file(conn: asyncpg.Connection, case_id: uuid.UUID) -> dict[str, 
     }
 
 
+class ContactInternal(BaseModel):
+    """Where and how to tell the citizen of a change: all notify needs, nothing more."""
+
+    case_id: uuid.UUID
+    tracking_code: str
+    language: str
+    notify_by: list[str]
+    email: str | None
+    phone: str | None
+
+
+@router.get("/cases/{case_id}/contact", response_model=ContactInternal)
+async def get_contact(
+    case_id: uuid.UUID,
+    pool: Pool,
+) -> dict[str, Any]:
+    """Read by notify at each send, so no address is kept anywhere else."""
+    row = await pool.fetchrow(
+        "SELECT c.case_id, c.tracking_code, a.language, a.notify_by, a.email, a.phone "
+        "FROM intake.cases c JOIN intake.applicants a USING (case_id) WHERE c.case_id = $1",
+        case_id,
+    )
+    if row is None:
+        raise _not_found(case_id)
+    return dict(row)
+
+
 @router.get("/cases/{case_id}", response_model=CaseFileInternal)
 async def get_case_file(
     case_id: uuid.UUID,
     pool: Pool,
-    settings: SettingsDep,
-    authorization: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     """The case as the citizen gave it: read at each request, so workflow never keeps a copy."""
-    _check_token(settings, authorization)
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         found = await _case_file(conn, case_id)
     if found is None:

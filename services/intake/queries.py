@@ -41,12 +41,14 @@ async def record_submission(
         s.legal_deadline,
     )
     await conn.execute(
-        "INSERT INTO intake.applicants(case_id, name, email, phone, language) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO intake.applicants(case_id, name, email, phone, language, notify_by) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
         s.case_id,
         applicant.name,
         applicant.email,
         applicant.phone,
         applicant.language,
+        applicant.notify_by or [],
     )
     await append(conn, schema=SCHEMA, events=events)
 

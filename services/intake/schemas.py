@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.http import StoredStr
 
 Channel = Literal["web", "counter", "phone", "mail"]
+# How the citizen wants to hear of their case's changes (notify).
+NotifyBy = Literal["email", "sms"]
 MAX_REPLY_LENGTH = 4000
 MAX_REPLY_DOCUMENTS = 20
 
@@ -23,6 +25,12 @@ class ApplicantCreate(BaseModel):
     email: StoredStr | None = Field(default=None, max_length=254)
     phone: StoredStr | None = Field(default=None, max_length=40)
     language: StoredStr = Field(default="fr", max_length=10)
+    notify_by: list[NotifyBy] | None = Field(
+        default=None,
+        max_length=2,
+        description="how to tell the applicant of changes: e-mail, SMS, both, or [] for nothing; "
+        "by default e-mail if an address is given, else SMS",
+    )
 
 
 class CaseCreate(BaseModel):

@@ -1,6 +1,7 @@
 """tracking: the public lookup by tracking code (JSON and an accessible web page, fr/en).
 
-It folds case events into its own read model (`consumers.py`, `projection.py`).
+It folds case events into its own read model (`consumers.py`, `projection.py`). Once a case is decided,
+its page asks the citizen to rate the service and sends the form on to intake (`web.py`).
 Run alone: `uvicorn services.tracking.app:create_app --factory --port 8003`.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 from fastapi import FastAPI
 
 from services.tracking.api import router
@@ -23,6 +25,9 @@ from shared.runtime import Runtime
 
 async def _start(app: FastAPI, runtime: Runtime) -> None:
     app.state.figures = FiguresCache(runtime.nc)
+    # The rating form goes on to intake (`web.py`).
+    app.state.http = httpx.AsyncClient()
+    runtime.closers.append(app.state.http.aclose)
     runtime.start(make_consumer(runtime).run(), name="tracking-consumer")
 
 

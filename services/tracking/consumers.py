@@ -5,7 +5,7 @@ from __future__ import annotations
 from services.tracking import projection
 from shared.bus import PullConsumer
 from shared.events import EventData
-from shared.events.intake import CaseSubmitted, CitizenReplied
+from shared.events.intake import CaseRated, CaseSubmitted, CitizenReplied
 from shared.events.workflow import CaseAssigned, CaseOpened, DeadlineApproaching, DeadlinePassed, StepChanged
 from shared.projection import Apply, folding_consumer
 from shared.runtime import Runtime
@@ -15,6 +15,7 @@ CONSUMER = "tracking"
 HANDLERS: dict[type[EventData], Apply] = {
     CaseSubmitted: projection.case_submitted,
     CitizenReplied: projection.citizen_replied,
+    CaseRated: projection.case_rated,
     CaseOpened: projection.case_opened,
     CaseAssigned: projection.case_assigned,
     StepChanged: projection.step_changed,

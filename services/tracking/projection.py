@@ -15,7 +15,7 @@ import asyncpg
 from services.tracking.schemas import HistoryKind
 from shared.bus import Nak
 from shared.events import Envelope
-from shared.events.intake import CaseSubmitted, CitizenReplied
+from shared.events.intake import CaseRated, CaseSubmitted, CitizenReplied
 from shared.events.workflow import (
     CaseAssigned,
     CaseOpened,
@@ -123,6 +123,16 @@ async def citizen_replied(conn: asyncpg.Connection, envelope: Envelope, event: C
         kind=HistoryKind.CITIZEN_REPLIED,
         at=event.replied_at,
     )
+
+
+async def case_rated(conn: asyncpg.Connection, envelope: Envelope, event: CaseRated) -> None:
+    # Not a workflow event either; the page only needs to know not to ask again.
+    rated = await conn.fetchval(
+        "UPDATE tracking.cases SET rated = true, updated_at = now() WHERE case_id = $1 RETURNING true",
+        event.case_id,
+    )
+    if rated is None:
+        raise Nak("the case is not folded yet")
 
 
 async def unknown_event(conn: asyncpg.Connection, envelope: Envelope) -> None:

@@ -21,3 +21,5 @@ class TrackingSettings(ServiceSettings):
     database_timeout_seconds: float = Field(
         default=5.0, gt=0, le=60, validation_alias=AliasChoices("TRACKING_DATABASE_TIMEOUT")
     )
+    # intake's public API: the page's rating form is sent on to its `POST /v1/ratings` (the code in the body).
+    intake_url: str = Field(default="http://127.0.0.1:8001", validation_alias=AliasChoices("INTAKE_URL"))
