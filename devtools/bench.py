@@ -25,10 +25,15 @@ Afterwards the bench checks that every case intake accepted reached tracking (co
 `tracking.cases`, waiting up to 30 s). Everything runs on its own PostgreSQL and NATS in a temporary
 directory, and every process started here is stopped on exit, Ctrl-C or error. Results are printed as a
 table and written to bench-results/latest.json; the services' logs go to bench-results/logs/.
+
+Then stats (`devtools/bench_stats.py`): its fold speed beside a raw consumer of the same events, and its
+query times at 10k and at 1M events (BENCH_STATS_SMALL_EVENTS, BENCH_STATS_LARGE_EVENTS).
+`python -m devtools.bench --only stats` runs that part alone (bench-results/stats.json).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -51,7 +56,7 @@ from typing import Any, NoReturn, Protocol
 import asyncpg
 import httpx
 
-from devtools.bench_stats import StatsResult, measure_stats
+from devtools.bench_stats import RATIO_TARGET, REPETITIONS, WARM_UP, Built, StatsBench, run_stats_bench
 from devtools.servers import NatsServer, PostgresServer, UvicornProcess
 from tests.builders import make_case
 
@@ -502,11 +507,53 @@ def convergence_line(c: Convergence) -> str:
     return f"ONLY {c.visible} of {c.submitted} submitted cases visible on tracking after {c.seconds:.0f} s"
 
 
-def stats_line(r: StatsResult) -> str:
-    return (
-        f"stats folds {r.fold_events_per_s:.0f} events/s, a raw pull-consume-and-ack {r.raw_events_per_s:.0f} "
-        f"(ratio {r.ratio:.2f}, {r.events} events); its monthly series answers in {r.query_p50_ms:.1f} ms (p50)"
-    )
+def _history(b: Built) -> str:
+    return f"{b.label} = {b.events:,} CaseImported events ({b.timeline_entries:,} timeline entries)"
+
+
+def _reads(b: Built) -> str:
+    return f"{b.label}: " + ", ".join(f"{n:,} {what}" for what, n in b.reads.items())
+
+
+def stats_lines(r: StatsBench) -> list[str]:
+    f, q = r.fold, r.queries
+    small, large = q.small, q.large
+    lines = [
+        f"stats folds {f.fold_events_per_s:.0f} events/s, a raw pull-consume-and-ack "
+        f"{f.raw_events_per_s:.0f} (ratio {f.ratio:.2f}, {f.events} events)",
+        "",
+        f"| stats query | {small.label} events p50 / p90 ms | {large.label} events p50 / p90 ms | ratio |",
+        "|---|---:|---:|---:|",
+    ]
+    for t in q.timings:
+        over = f" (over {RATIO_TARGET:g})" if t.ratio > RATIO_TARGET else ""
+        lines.append(
+            f"| {t.query} `{t.path}` | {t.small.p50_ms:.1f} / {t.small.p90_ms:.1f} "
+            f"| {t.large.p50_ms:.1f} / {t.large.p90_ms:.1f} | {t.ratio:.2f}{over} |"
+        )
+    return [
+        *lines,
+        "",
+        f"ratio = {large.label} ÷ {small.label} median (target ≤ {RATIO_TARGET:g}); "
+        f"{REPETITIONS} requests per query and size, warm ({WARM_UP} first), alternating sizes; {q.client}",
+        f"histories: devtools/history.py over the same 18 months, as intake's import turns them into events "
+        f"(one per past case, its whole timeline): {_history(small)}, {_history(large)}",
+        f"folded by stats' own handlers in bulk (BulkFold: their writes added up, then copied) in "
+        f"{small.seconds:g} s and {large.seconds:g} s; checked: {q.checked}, which folds "
+        f"{small.each_events_per_s or 0:.0f} events/s",
+        f"rows the JSON series reads: {_reads(small)}; {_reads(large)}",
+        f"stats' part of the bench took {r.seconds:.0f} s "
+        f"({q.seconds:.0f} s to build both read models and time the queries)",
+    ]
+
+
+def _machine() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+
+
+def _write(path: Path, report: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
 
 def write_json(
@@ -515,15 +562,11 @@ def write_json(
     generator: LoadGenerator,
     pairs: list[Pair],
     c: Convergence,
-    stats: StatsResult,
+    stats: StatsBench,
 ) -> None:
     report = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
+        "machine": _machine(),
         "generator": generator.name,
         "seconds": config.seconds,
         "warmup_seconds": config.warmup_seconds,
@@ -540,20 +583,34 @@ def write_json(
         "convergence": {**asdict(c), "complete": c.complete},
         "stats": stats.as_json(),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    _write(path, report)
 
 
 # --- main -----------------------------------------------------------------------------------------------
 
 
-def run(
-    config: Config, workdir: Path, stack: contextlib.ExitStack
-) -> tuple[LoadGenerator, list[Pair], Convergence, StatsResult]:
+def _started(stack: contextlib.ExitStack, workdir: Path) -> tuple[Stack, Path]:
     logs = RESULTS_DIR / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     print(f"starting PostgreSQL, NATS, intake, tracking and the baseline (logs in {logs}) ...", flush=True)
-    s = start_stack(stack, workdir, logs)
+    return start_stack(stack, workdir, logs), logs
+
+
+def run_stats(s: Stack, stack: contextlib.ExitStack, workdir: Path, logs: Path) -> StatsBench:
+    return run_stats_bench(
+        stack,
+        env=s.env,
+        logs=logs,
+        workdir=workdir,
+        options=UVICORN_OPTIONS,
+        scale=float(os.environ.get("BENCH_STATS_SCALE", "0.5")),
+    )
+
+
+def run(
+    config: Config, workdir: Path, stack: contextlib.ExitStack
+) -> tuple[LoadGenerator, list[Pair], Convergence, StatsBench]:
+    s, logs = _started(stack, workdir)
     generator = make_generator(config, workdir)
     bodies = submission_bodies(BODY_VARIANTS)
     print(
@@ -579,17 +636,7 @@ def run(
         Target("tracking-lookup", s.tracking.url, "GET", [f"/v1/track/{code}" for code in codes], 200),
         Target("baseline-select", s.baseline.url, "GET", [f"/row/{row_id}" for row_id in ids], 200),
     )
-    print(
-        "stats: importing a history, then timing a raw consumer and stats' fold of the stream ...", flush=True
-    )
-    stats = measure_stats(
-        stack,
-        env=s.env,
-        logs=logs,
-        options=UVICORN_OPTIONS,
-        scale=float(os.environ.get("BENCH_STATS_SCALE", "0.5")),
-    )
-    return generator, [submissions, lookups], convergence, stats
+    return generator, [submissions, lookups], convergence, run_stats(s, stack, workdir, logs)
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> NoReturn:
@@ -602,8 +649,39 @@ def _scratch() -> Iterator[Path]:
         yield Path(tmp)
 
 
-def main() -> int:
+def main_stats() -> int:
+    """`--only stats`: stats' part alone, on the same stack, written to bench-results/stats.json."""
+    try:
+        with _scratch() as workdir, contextlib.ExitStack() as stack:
+            s, logs = _started(stack, workdir)
+            stats = run_stats(s, stack, workdir, logs)
+    except KeyboardInterrupt:
+        print("\ninterrupted: every process the bench started is stopped", file=sys.stderr)
+        return 130
+    print()
+    print("\n".join(stats_lines(stats)))
+    out = RESULTS_DIR / "stats.json"
+    _write(
+        out,
+        {
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": _machine(),
+            "stats": stats.as_json(),
+        },
+    )
+    print(f"written to {out.relative_to(REPO_ROOT)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devtools.bench", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--only", choices=["stats"], help="run one part alone (stats: its fold speed and query times)"
+    )
+    args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    if args.only == "stats":
+        return main_stats()
     config = Config.from_env()
     try:
         with _scratch() as workdir, contextlib.ExitStack() as stack:
@@ -618,7 +696,7 @@ def main() -> int:
         f"{config.concurrency} connections, {config.seconds:g} s per measure, {os.cpu_count()} CPUs"
     )
     print(convergence_line(convergence))
-    print(stats_line(stats))
+    print("\n".join(stats_lines(stats)))
     out = RESULTS_DIR / "latest.json"
     write_json(out, config, generator, pairs, convergence, stats)
     print(f"written to {out.relative_to(REPO_ROOT)}")
