@@ -1,11 +1,12 @@
 """`make run`: the whole system on one machine.
 
 Starts a NATS server with JetStream and a PostgreSQL server from the project's pip packages (unless
-NATS_URL / DATABASE_URL point at existing ones), every service as its own process, loads demo data and
-prints the URLs. Data lives in `.data/` (or `SUIVI_DATA`) and survives a restart. Ctrl-C (or SIGTERM)
-stops everything it started; more of them while it stops change nothing, it still stops everything.
-Every port it opens can be changed by an environment variable, and a port already taken is reported, with
-that variable, before anything starts.
+NATS_URL / DATABASE_URL point at existing ones), a local SMTP server keeping every e-mail in a Maildir
+(unless SMTP_HOST names one), every service as its own process, loads demo data and prints the URLs.
+Data lives in `.data/` (or `SUIVI_DATA`) and survives a restart. Ctrl-C (or SIGTERM) stops everything it
+started; more of them while it stops change nothing, it still stops everything. Every port it opens can be
+changed by an environment variable, and a port already taken is reported, with that variable, before
+anything starts.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 
 from devtools import demo, dev_issuer
-from devtools.servers import NatsServer, PostgresServer, UvicornProcess
+from devtools.servers import NatsServer, PostgresServer, SmtpServer, UvicornProcess
 from shared.settings import REPO_ROOT
 
 DATA = Path(os.environ.get("SUIVI_DATA", str(REPO_ROOT / ".data")))
@@ -42,6 +43,10 @@ class Port:
 
 NATS_PORT = Port("NATS", "SUIVI_NATS_PORT", 24222)
 PG_PORT = Port("PostgreSQL", "SUIVI_PG_PORT", 25432)
+# Off the standard 25 and 587: the local SMTP server keeping the e-mails notify sends (unless SMTP_HOST).
+SMTP_PORT = Port("SMTP", "SUIVI_SMTP_PORT", 2525)
+MAILDIR = DATA / "mail"
+SMS_DIR = DATA / "sms"
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ SERVICES = (
     _service("workflow", "WORKFLOW_PORT", 8002, "agents' API (token: make token)"),
     _service("tracking", "TRACKING_PORT", 8003, "follow a case by its tracking code"),
     _service("stats", "STATS_PORT", 8004, "waiting times: dashboard at /, open data at /v1/stats/open-data/"),
+    _service("notify", "NOTIFY_PORT", 8005, "citizens' e-mails/SMS and webhooks; /v1/asyncapi.json"),
 )
 
 
@@ -80,9 +86,11 @@ def _taken(port: int) -> bool:
 
 
 def ports_needed(env: dict[str, str]) -> list[Port]:
-    """The ports this run will listen on: NATS and PostgreSQL unless their URLs are given, every service."""
+    """The ports this run will listen on: NATS, PostgreSQL and SMTP unless their addresses are given, and
+    every service."""
     ports = [] if "NATS_URL" in env else [NATS_PORT]
     ports += [] if "DATABASE_URL" in env else [PG_PORT]
+    ports += [] if "SMTP_HOST" in env else [SMTP_PORT]
     return ports + [Port(s.name, s.variable, s.port) for s in SERVICES]
 
 
@@ -103,6 +111,7 @@ class Stack:
     def __init__(self) -> None:
         self.nats: NatsServer | None = None
         self.pg: PostgresServer | None = None
+        self.smtp: SmtpServer | None = None
         self.procs: dict[str, UvicornProcess] = {}
 
     def start_servers(self) -> dict[str, str]:
@@ -118,12 +127,20 @@ class Stack:
             self.pg.start()
             env["DATABASE_URL"] = self._database(self.pg)
             print(f"PostgreSQL       {env['DATABASE_URL']}  (data in {DATA / 'postgres'})")
+        if "SMTP_HOST" not in env:
+            self.smtp = SmtpServer(maildir=MAILDIR, port=SMTP_PORT.number)
+            self.smtp.start()
+            env["SMTP_HOST"], env["SMTP_PORT"] = self.smtp.host, str(self.smtp.port)
+            print(f"SMTP             {self.smtp.url}  (every e-mail kept in {MAILDIR / 'new'})")
         env.setdefault("TRACKING_PUBLIC_URL", _url("tracking"))
         env.setdefault("INTAKE_INTERNAL_URL", _url("intake"))
+        env.setdefault("INTAKE_URL", _url("intake"))  # tracking sends its page's rating form there
         if "OIDC_JWKS_URL" not in env:
-            # The development identity provider: `make token` signs agent tokens with its key.
+            # The development identity provider: `make token` signs agent tokens with its key. workflow
+            # checks agents' tokens with it, and intake admins' (`POST /v1/imports`, ROLE=admin).
             env.setdefault("OIDC_JWKS_FILE", str(dev_issuer.ensure_keys(DATA / "dev-issuer")))
             env.setdefault("OIDC_ISSUER", dev_issuer.DEV_ISSUER)
+        _notify_env(env)
         return env
 
     @staticmethod
@@ -150,10 +167,11 @@ class Stack:
             time.sleep(0.5)
 
     def stop(self) -> None:
-        """Stops the services, then PostgreSQL and NATS. Call it with signals held (`_stopping`): each
-        part is stopped even if another fails to."""
-        parts: list[tuple[str, UvicornProcess | PostgresServer | NatsServer | None]] = [
+        """Stops the services, then the SMTP server, PostgreSQL and NATS. Call it with signals held
+        (`_stopping`): each part is stopped even if another fails to."""
+        parts: list[tuple[str, UvicornProcess | SmtpServer | PostgresServer | NatsServer | None]] = [
             *self.procs.items(),
+            ("SMTP", self.smtp),
             ("PostgreSQL", self.pg),
             ("NATS", self.nats),
         ]
@@ -166,10 +184,22 @@ class Stack:
                 print(f"could not stop {name} cleanly: {exc!r}")
 
 
-def _print_urls(cases: list[dict[str, str]]) -> None:
+def _notify_env(env: dict[str, str]) -> None:
+    """notify's links in its messages, the SMS it would send, and webhooks to a receiver on this machine."""
+    notify = next(s for s in SERVICES if s.name == "notify")
+    env.setdefault("NOTIFY_PORT", str(notify.port))
+    env.setdefault("NOTIFY_PUBLIC_URL", notify.url)
+    env.setdefault("SMS_PROVIDER", "file")
+    env.setdefault("SMS_DIR", str(SMS_DIR))
+    env.setdefault("WEBHOOK_ALLOW_PRIVATE", "loopback")
+
+
+def _print_urls(cases: list[dict[str, str]], *, smtp: SmtpServer | None) -> None:
     print("\nSuivi is running. Ctrl-C stops everything.\n")
     for s in SERVICES:
         print(f"  {s.name:<10} {s.url:<24} {s.description}")
+    where = f"one file each in {MAILDIR / 'new'}" if smtp else f"to {os.environ['SMTP_HOST']}"
+    print(f"\nThe e-mails citizens would get: {where}; their SMS: in {os.environ.get('SMS_DIR', SMS_DIR)}")
     print("\nAn agent token for the workflow API: make -s token ROLE=agent SERVICE=urbanisme")
     print("18 months of realistic past cases for the statistics (in another terminal): make demo")
     print("\nDemo cases (tracking code, page):")
@@ -204,7 +234,7 @@ def main() -> None:
     try:
         env = stack.start_servers()
         stack.start_services(env)
-        _print_urls(demo.load(_url("intake")))
+        _print_urls(demo.load(_url("intake")), smtp=stack.smtp)
         stack.watch()
     except KeyboardInterrupt:
         print("\nstopping Suivi...", flush=True)

@@ -16,6 +16,9 @@ import subprocess
 import sys
 import time
 import warnings
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Literal
 
@@ -130,6 +133,70 @@ class NatsServer:
         _wait_for_port(self.port, what="nats-server", proc=self.proc, log=log)
         self.fixed_port = True  # a restart comes back where clients expect it
         return self
+
+    def stop(self, *, kill: bool = False) -> None:
+        _stop(self.proc, kill=kill)
+
+
+class SmtpServer:
+    """A local SMTP server (aiosmtpd, its Maildir handler) keeping every message it receives in a Maildir:
+    where `make run` shows a newcomer the e-mails citizens would get (`<maildir>/new`, one file each), and
+    what the tests send notify's e-mails to. No TLS, no authentication: loopback only."""
+
+    host = "127.0.0.1"
+
+    def __init__(self, *, maildir: Path, port: int | None = None, log: Path | None = None) -> None:
+        self.maildir, self.port, self.fixed_port = maildir, port or free_port(), port is not None
+        self.log = log or maildir.parent / f"{maildir.name}-smtp-server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://{self.host}:{self.port}"
+
+    def start(self) -> SmtpServer:
+        for attempt in range(3):
+            try:
+                return self._start()
+            except RuntimeError:
+                if self.fixed_port or attempt == 2:
+                    raise
+                self.port = free_port()  # another process took the port between probe and bind
+        return self
+
+    def _start(self) -> SmtpServer:
+        self.maildir.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "aiosmtpd",
+                    "-n",  # no setuid to `nobody` (as root it would try)
+                    "-u",  # SMTPUTF8: addresses with accents
+                    "-l",
+                    f"{self.host}:{self.port}",
+                    "-c",
+                    "aiosmtpd.handlers.Mailbox",
+                    str(self.maildir),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Its own session: Ctrl-C reaches `make run`, which stops the services before the servers.
+                start_new_session=True,
+            )
+        _wait_for_port(self.port, what="aiosmtpd", proc=self.proc, log=self.log)
+        self.fixed_port = True  # a restart comes back where notify expects it
+        return self
+
+    def messages(self) -> list[EmailMessage]:
+        """Every message received so far, oldest first (a mail client reading them moves them to `cur/`)."""
+        folders = [self.maildir / "new", self.maildir / "cur"]
+        files = [path for folder in folders if folder.is_dir() for path in folder.iterdir()]
+        files.sort(key=lambda path: (path.stat().st_mtime_ns, path.name))
+        parser = BytesParser(policy=policy.default)
+        return [parser.parsebytes(path.read_bytes()) for path in files]
 
     def stop(self, *, kill: bool = False) -> None:
         _stop(self.proc, kill=kill)

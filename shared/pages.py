@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from shared.i18n import translate
 from shared.procedures import CITY_TIMEZONE
@@ -38,16 +38,19 @@ class Texts:
         one = n == 1 or (n == 0 and self("page.plural.zero") == "one")
         return self(f"{key}.{'one' if one else 'other'}", n=n)
 
-    def time(self, value: date | datetime) -> Markup:
-        """A `<time>` element reading like "21 novembre 2026"."""
+    def day(self, value: date | datetime) -> str:
+        """A date in words, like "21 novembre 2026" (the city's day, for a moment in time)."""
         day = city_day(value)
-        text = self(
+        return self(
             "page.date",
             day=self("page.date.day_1") if day.day == 1 else day.day,
             month=self(f"page.month.{day.month}"),
             year=day.year,
         )
-        return Markup('<time datetime="{}">{}</time>').format(day.isoformat(), escape(text))
+
+    def time(self, value: date | datetime) -> Markup:
+        """A `<time>` element reading like "21 novembre 2026"."""
+        return Markup('<time datetime="{}">{}</time>').format(city_day(value).isoformat(), self.day(value))
 
 
 def city_day(value: date | datetime) -> date:

@@ -26,7 +26,17 @@ from opentelemetry.trace import SpanKind
 tracer = trace.get_tracer("suivi")
 meter = metrics.get_meter("suivi")
 
-_IDS = ("case_id", "event_id", "stream_seq", "procedure", "consumer", "request_id")
+_IDS = (
+    "case_id",
+    "event_id",
+    "stream_seq",
+    "procedure",
+    "consumer",
+    "request_id",
+    "subscription_id",
+    "notification_id",
+    "message_id",
+)
 
 
 class _IdsFormatter(logging.Formatter):

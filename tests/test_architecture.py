@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-KEY = re.compile(r"""["']((?:error|field|auth|workflow|page|history|turn)\.[a-z_]+)["']""")
+KEY = re.compile(r"""["']((?:error|field|auth|workflow|page|history|turn|notify)\.[a-z_]+)["']""")
 
 
 def test_services_never_import_each_other_and_shared_never_imports_a_service() -> None:

@@ -1,6 +1,6 @@
 """The OpenAPI documents say every answer each operation gives, errors with their `application/problem+json`
-body: a schemathesis run with every check passes on intake, tracking, workflow and stats, served by uvicorn as
-in production."""
+body: a schemathesis run with every check passes on intake, tracking, workflow, stats and notify, served by
+uvicorn as in production."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from devtools.servers import NatsServer, PostgresServer, UvicornProcess
 from tests.builders import make_case
 from tests.conftest import Tokens
 
-SERVICES = ("intake", "tracking", "workflow", "stats")
+SERVICES = ("intake", "tracking", "workflow", "stats", "notify")
 # What JSON Schema cannot say: a form's fields depend on the procedure named beside them, and an e-mail,
 # a phone number or a tracking code is checked beyond its type. Schema-valid data may then be a 422 (or,
 # for a well-formed code, a 404, or a 429 once the client missed too often).
@@ -51,7 +51,7 @@ def _open_case(urls: dict[str, str], agent: dict[str, str]) -> tuple[str, str]:
 def served(
     pg_server: PostgresServer, issuer: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
-    """intake, tracking and workflow on their own ports, on one database and one NATS server."""
+    """Every service on its own port, on one database and one NATS server."""
     root = tmp_path_factory.mktemp("openapi")
     nats = NatsServer(store=root / "nats").start()
     procs = {
@@ -111,9 +111,11 @@ def test_every_answer_is_documented(service: str, served: Served, tokens: Tokens
         "tracking": f'"path.code" = "{served.code}"',
         "workflow": f'"path.case_id" = "{served.case_id}"',
         "stats": '"path.code" = "permis-construire"',
+        "notify": "",
     }
     config.write_text(f"[parameters]\n{known[service]}\n{CONFIG}", encoding="utf-8")
-    headers = [f"Authorization: {tokens()['Authorization']}"] if service == "workflow" else []
+    role = {"workflow": "agent", "notify": "admin"}.get(service)  # notify's API is for the city's admins
+    headers = [f"Authorization: {tokens(role)['Authorization']}"] if role else []
     run = _schemathesis(served.urls[service], config, *headers)
     assert run.returncode == 0, run.stdout[-12000:] + run.stderr[-3000:]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import Annotated, Any
@@ -12,6 +13,7 @@ from services.workflow import domain, queries, service
 from services.workflow.applicants import fetch_case_file, form_answers, parts_read
 from services.workflow.clock import city_today
 from services.workflow.deps import CatalogueDep, ClockDep, IdempotencyKey, Pool, SettingsDep
+from services.workflow.notifications import fetch_notifications
 from services.workflow.schemas import (
     ActionCreate,
     ActionPublic,
@@ -136,8 +138,9 @@ async def get_case(
             raise domain.NotFound("workflow.case_not_found", case_id=case_id)
         domain.check_visible(state, agent)
         history = await queries.history(conn, case_id)
-    case_file, unavailable = await _read_case_file(
-        request, pool, settings, case_id=case_id, agent=agent, lang=lang
+    (case_file, unavailable), (told, untold) = await asyncio.gather(
+        _read_case_file(request, pool, settings, case_id=case_id, agent=agent, lang=lang),
+        fetch_notifications(request.app.state.notify_http, settings=settings, case_id=case_id, lang=lang),
     )
     return CaseDetail(
         case_id=case_id,
@@ -159,6 +162,9 @@ async def get_case(
         rating=case_file.rating if case_file else None,
         submission_unavailable=unavailable,
         applicant_unavailable=unavailable,
+        notifications=told.notifications if told else [],
+        notifications_stopped_at=told.opted_out_at if told else None,
+        notifications_unavailable=untold,
     )
 
 

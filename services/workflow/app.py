@@ -50,7 +50,8 @@ async def watch_deadlines(app: FastAPI, runtime: Runtime) -> None:
 
 async def _start(app: FastAPI, runtime: Runtime) -> None:
     app.state.http = httpx.AsyncClient()
-    runtime.closers.append(app.state.http.aclose)
+    app.state.notify_http = httpx.AsyncClient()
+    runtime.closers += [app.state.http.aclose, app.state.notify_http.aclose]
     runtime.start(OutboxRelay(pool=runtime.pool, js=runtime.js, schema=SCHEMA).run(), name="workflow-relay")
     runtime.start(
         make_consumer(runtime, catalogue=app.state.catalogue, clock=app.state.clock).run(),

@@ -100,6 +100,22 @@ class CaseFile(BaseModel):
     rating: CitizenRating | None = None
 
 
+class CitizenNotification(BaseModel):
+    """A message notify sent the citizen (or could not), from notify's internal API."""
+
+    kind: str = Field(description="received, action-needed, decided, tacit-decision")
+    channel: str | None = Field(description="email or sms; none when no message was made")
+    status: str = Field(
+        description="created, sending, sent, delivered, temporary-failure, permanent-failure; "
+        "pending, opted-out or no-contact when no message was made"
+    )
+    reason: str | None
+    attempts: int
+    created_at: datetime
+    sent_at: datetime | None
+    delivered_at: datetime | None
+
+
 class CaseDetail(BaseModel):
     case_id: uuid.UUID
     procedure: str
@@ -123,3 +139,12 @@ class CaseDetail(BaseModel):
         default=None, description="why the applicant, form and replies are not shown (intake not answering)"
     )
     applicant_unavailable: str | None = Field(default=None, description="deprecated: submission_unavailable")
+    notifications: list[CitizenNotification] = Field(
+        default_factory=list, description="what the citizen was told of, and how each message went"
+    )
+    notifications_stopped_at: datetime | None = Field(
+        default=None, description="when the citizen stopped this case's messages"
+    )
+    notifications_unavailable: str | None = Field(
+        default=None, description="why the notifications are not shown (notify not answering)"
+    )

@@ -20,3 +20,8 @@ class WorkflowSettings(AgentAuthSettings, InternalApiSettings):
         default="http://127.0.0.1:8001",
         validation_alias=AliasChoices("INTAKE_INTERNAL_URL", "intake_internal_url"),
     )
+    # notify holds what the citizen was told of; the case view shows it from notify's internal API.
+    notify_internal_url: str = Field(
+        default="http://127.0.0.1:8005",
+        validation_alias=AliasChoices("NOTIFY_INTERNAL_URL", "notify_internal_url"),
+    )

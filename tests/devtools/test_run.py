@@ -1,22 +1,25 @@
 """`make run`: a port already taken is named with the variable that changes it, before anything starts;
-Ctrl-C stops everything, and a second Ctrl-C while it stops does not leave anything running."""
+Ctrl-C stops everything, and a second Ctrl-C while it stops does not leave anything running. Its local
+SMTP server keeps every e-mail in a Maildir."""
 
 from __future__ import annotations
 
 import os
 import signal
+import smtplib
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from email.message import EmailMessage
 from pathlib import Path
 
 import psutil
 import pytest
 
 from devtools import run
-from devtools.servers import free_port
+from devtools.servers import SmtpServer, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PORT_VARIABLES = (
@@ -26,6 +29,8 @@ PORT_VARIABLES = (
     "WORKFLOW_PORT",
     "TRACKING_PORT",
     "STATS_PORT",
+    "NOTIFY_PORT",
+    "SUIVI_SMTP_PORT",
 )
 
 
@@ -48,13 +53,31 @@ def test_a_port_in_use_is_named_with_the_variable_that_changes_it(
 
 
 def test_servers_given_by_url_need_no_port() -> None:
-    needed = run.ports_needed({"NATS_URL": "nats://elsewhere", "DATABASE_URL": "postgresql://elsewhere"})
-    assert [p.variable for p in needed] == ["INTAKE_PORT", "WORKFLOW_PORT", "TRACKING_PORT", "STATS_PORT"]
+    needed = run.ports_needed(
+        {"NATS_URL": "nats://elsewhere", "DATABASE_URL": "postgresql://elsewhere", "SMTP_HOST": "elsewhere"}
+    )
+    assert [p.variable for p in needed] == [
+        "INTAKE_PORT",
+        "WORKFLOW_PORT",
+        "TRACKING_PORT",
+        "STATS_PORT",
+        "NOTIFY_PORT",
+    ]
     assert {p.variable for p in run.ports_needed({})} == set(PORT_VARIABLES)
 
 
+def test_a_taken_smtp_port_is_named_with_its_variable(
+    held_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SUIVI_SMTP_PORT", str(held_port))
+    assert run.taken_ports([run.SMTP_PORT]) == [
+        f"port {held_port} (SMTP) is already in use: stop what holds it, or set SUIVI_SMTP_PORT to a free port"
+    ]
+
+
 def _environment(data: Path, **ports: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL", "OIDC_JWKS_URL")}
+    given = ("NATS_URL", "DATABASE_URL", "SMTP_HOST", "OIDC_JWKS_URL")
+    env = {k: v for k, v in os.environ.items() if k not in given}
     env.update({name: str(ports.get(name) or free_port()) for name in PORT_VARIABLES})
     return env | {"SUIVI_DATA": str(data), "PYTHONUNBUFFERED": "1"}
 
@@ -87,18 +110,22 @@ def _read_until(proc: subprocess.Popen[str], words: str, *, timeout: float) -> s
 
 
 def test_a_second_ctrl_c_while_stopping_still_stops_everything(tmp_path: Path) -> None:
+    notify_port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "devtools.run"],
         cwd=REPO,
-        env=_environment(tmp_path / "data"),
+        env=_environment(tmp_path / "data", NOTIFY_PORT=notify_port),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     try:
-        _read_until(proc, "Suivi is running", timeout=150)
+        printed = _read_until(proc, "Demo cases", timeout=150)
+        assert f"notify     http://127.0.0.1:{notify_port}" in printed
+        assert f"{tmp_path / 'data' / 'mail' / 'new'}" in printed, "where to read the e-mails"
+        assert f"{tmp_path / 'data' / 'sms'}" in printed, "where to read the SMS"
         started = psutil.Process(proc.pid).children(recursive=True)
-        assert len(started) >= 6, "NATS, PostgreSQL and four services"
+        assert len(started) >= 8, "NATS, PostgreSQL, SMTP and five services"
         proc.send_signal(signal.SIGINT)
         _read_until(proc, "stopping Suivi", timeout=10)
         proc.send_signal(signal.SIGINT)
@@ -110,3 +137,30 @@ def test_a_second_ctrl_c_while_stopping_still_stops_everything(tmp_path: Path) -
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_the_local_smtp_server_keeps_every_message_in_its_maildir(tmp_path: Path) -> None:
+    server = SmtpServer(maildir=tmp_path / "mail").start()
+    try:
+        mail = EmailMessage()
+        mail["From"], mail["To"] = "Mairie <suivi@mairie.example>", "camille.martin@example.org"
+        mail["Subject"] = "Votre dossier a été reçu"
+        mail.set_content("Bonjour, votre demande de permis de construire est enregistrée.")
+        with smtplib.SMTP(server.host, server.port, timeout=10) as client:
+            client.send_message(mail)
+        [kept] = server.messages()
+        assert kept["Subject"] == "Votre dossier a été reçu"
+        assert kept["X-RcptTo"] == "camille.martin@example.org"
+        assert len(list((tmp_path / "mail" / "new").iterdir())) == 1, "one file per message, to open"
+    finally:
+        server.stop()
+    with (
+        pytest.raises(ConnectionRefusedError),
+        socket.create_connection((server.host, server.port), timeout=1),
+    ):
+        pass
+    again = SmtpServer(maildir=tmp_path / "mail", port=server.port).start()
+    try:
+        assert len(again.messages()) == 1, "the Maildir survives a restart"
+    finally:
+        again.stop()

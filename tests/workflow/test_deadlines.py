@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from datetime import date
 from pathlib import Path
 
 import httpx
 import pytest
 
-from services.workflow.clock import ManualClock
+from services.workflow.clock import ManualClock, city_today
 from services.workflow.service import check_deadlines
 from tests.builders import make_case
 from tests.conftest import Env, _client, reach_intake_in_process, workflow_app
@@ -40,7 +41,9 @@ async def test_silence_means_acceptance_once_with_two_replicas(
             cases = [(await intake.post("/v1/cases", json=make_case())).json() for _ in range(CASES)]
             await eventually(lambda: _events(env, "opened"), until=lambda ids: len(ids) == CASES)
 
-            clock.advance(days=59 - 3)  # two months minus a few days (two months are 59 to 62 days)
+            # Three days before the deadline (two months: 59 to 62 days, whatever today is), inside the 5-day warning.
+            deadline = date.fromisoformat(cases[0]["legal_deadline"])
+            clock.advance(days=(deadline - city_today(clock)).days - 3)
             await eventually(
                 lambda: _events(env, "deadline-approaching"), until=lambda ids: len(ids) == CASES
             )

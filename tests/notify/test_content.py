@@ -1,0 +1,94 @@
+"""Every message exists in every language, says what it must, and fits one SMS of GSM-7 characters."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from services.notify.content import GSM7, SMS_MAX, gsm7, languages, render
+from services.notify.domain import Kind, notice_for
+from shared.events import make_envelope
+from shared.events.workflow import StepChanged
+from shared.procedures import Procedure, Turn, load_catalogue
+from shared.settings import DEFAULT_PROCEDURES_DIR
+
+CATALOGUE = load_catalogue(DEFAULT_PROCEDURES_DIR)
+CODE = "K7QM-2XPD-9RTA-HF3W-Z"
+LONG_URL = f"https://demarches.ville-de-saint-remy-de-provence.fr/suivi/{CODE}?lang=fr"
+
+
+def _steps(procedure: Procedure, kind: Kind) -> list[str]:
+    if kind is Kind.RECEIVED:
+        return [procedure.first_step.code]
+    if kind is Kind.ACTION_NEEDED:
+        return [s.code for s in procedure.steps if s.turn is Turn.CITIZEN]
+    return [s.code for s in procedure.steps if s.outcome is not None]
+
+
+CASES = [
+    (p, kind, step, lang)
+    for p in CATALOGUE.all_latest()
+    for kind in Kind
+    for step in _steps(p, kind)
+    for lang in languages()
+]
+
+
+@pytest.mark.parametrize(
+    ("procedure", "kind", "step", "lang"), CASES, ids=[f"{p.code}-{k}-{s}-{lang}" for p, k, s, lang in CASES]
+)
+def test_every_message_renders_and_its_sms_fits_in_one_gsm7_part(
+    procedure: Procedure, kind: Kind, step: str, lang: str
+) -> None:
+    rendered = render(
+        kind=kind,
+        lang=lang,
+        procedure=procedure,
+        context={"step": step, "legal_deadline": "2027-02-01", "at": "2026-12-01T10:00:00+01:00"},
+        tracking_code=CODE,
+        tracking_url=LONG_URL,
+        unsubscribe_url="https://notify.example/notifications/stop/abc",
+    )
+    assert procedure.title.in_(lang) in rendered.subject
+    assert CODE in rendered.text or kind is not Kind.RECEIVED
+    assert LONG_URL in rendered.text and LONG_URL in rendered.html
+    assert procedure.step(step).label.in_(lang) in rendered.text
+    assert "https://notify.example/notifications/stop/abc" in rendered.html
+    assert len(rendered.sms) <= SMS_MAX, rendered.sms
+    assert set(rendered.sms) <= GSM7, rendered.sms
+    assert rendered.sms.endswith(LONG_URL)  # the link is never cut
+
+
+def test_text_outside_gsm7_is_made_plain_rather_than_doubling_the_sms_cost() -> None:
+    assert gsm7("Déclaration préalable : fenêtre, façade, cœur « vite »") == (
+        'Déclaration préalable : fenetre, facade, coeur " vite "'
+    )
+
+
+def test_only_changes_that_matter_to_the_citizen_are_notified() -> None:
+    procedure = CATALOGUE.get("permis-construire", 1)
+    assert procedure is not None
+
+    def step(to: str, **extra: object) -> Kind | None:
+        data = StepChanged(
+            case_id=uuid.uuid4(),
+            version=3,
+            action="x",
+            from_step="completeness-check",
+            to_step=to,
+            actor="agent",
+            by="claire",
+            at="2026-12-01T10:00:00+00:00",  # type: ignore[arg-type]
+            clock_paused=False,
+            legal_deadline=None,
+            **extra,  # type: ignore[arg-type]
+        )
+        envelope = make_envelope(data, case_id=data.case_id, procedure=procedure.code)
+        notice = notice_for(envelope, data, procedure=procedure)
+        return notice.kind if notice else None
+
+    assert step("review") is None  # an agent's own step: nothing to tell
+    assert step("documents-requested") is Kind.ACTION_NEEDED
+    assert step("accepted", outcome="accepted") is Kind.DECIDED
+    assert step("tacitly-accepted", outcome="accepted", tacit=True) is Kind.TACIT_DECISION
