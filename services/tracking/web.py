@@ -13,12 +13,10 @@ redirect back to the page, which thanks them. Whether a case was rated, tracking
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -28,16 +26,22 @@ import httpx
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.exceptions import HTTPException
 
 from services.tracking.lookup import lookup
+from services.tracking.rating import (
+    RATINGS,
+    THANKED,
+    RatingSection,
+    rating_section,
+    refusal,
+    send_rating,
+    typed_rating,
+    wrong,
+)
 from services.tracking.schemas import TrackingView
-from services.tracking.settings import TrackingSettings
-from shared import tracking_code
 from shared.http import ApiError, language_of, route_template
 from shared.i18n import languages, translate
 from shared.pages import Texts, page_templates
-from shared.ratelimit import client_of
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -50,11 +54,6 @@ UNAVAILABLE = (
     TimeoutError,
 )
 RETRY_AFTER_SECONDS = 2
-RATINGS = ("1", "2", "3", "4", "5")
-# After the rating was recorded, the page thanks the citizen (`?avis=merci`): tracking may not have
-# folded `CaseRated` yet.
-THANKED = "merci"
-INTAKE_TIMEOUT_SECONDS = 5
 # Dates are read in the city's time: an event at 23:30 UTC happened the next day in Paris.
 
 HEADERS = {
@@ -109,7 +108,7 @@ async def _track(request: Request, code: str, *, thanked: bool = False) -> HTMLR
         if not code.strip():
             raise ApiError("page.error.code_empty", status=422)
         view = await lookup(request=request, code=code, lang=lang)
-        return _result(lang, view, rating=await _rating_section(request, view, thanked=thanked))
+        return _result(lang, view, rating=await rating_section(request, view, thanked=thanked))
     except ApiError as exc:
         return _failed_lookup(lang, code, exc)
     except UNAVAILABLE as exc:
@@ -118,49 +117,18 @@ async def _track(request: Request, code: str, *, thanked: bool = False) -> HTMLR
         return _fault(request, lang, exc)
 
 
-@dataclass(frozen=True)
-class RatingSection:
-    """The rating part of a decided case's page: the form (what was typed, what is wrong), or thanks."""
-
-    done: str | None = None  # the thanks, shown instead of the form
-    rating: str = ""
-    comment: str = ""
-    error: str | None = None
-    error_field: str = "rating"  # `rating` or `comment`, where the error summary's link goes
-
-
-async def _rating_section(request: Request, view: TrackingView, *, thanked: bool) -> RatingSection | None:
-    if not view.status.final:
-        return None
-    t = Texts(view.language)
-    if thanked:
-        return RatingSection(done=t("page.rating.thanks"))
-    if await _rated(request, view.tracking_code):
-        return RatingSection(done=t("page.rating.done"))
-    return RatingSection()
-
-
-async def _rated(request: Request, code: str) -> bool:
-    pool: asyncpg.Pool = request.app.state.runtime.pool
-    return bool(
-        await pool.fetchval(
-            "SELECT rated FROM tracking.cases WHERE tracking_code_digest = $1", tracking_code.digest(code)
-        )
-    )
-
-
 @router.post("/suivi/{code}/avis", response_class=HTMLResponse)
 async def rate(request: Request, code: str) -> Response:
     """The rating form, sent on to intake; then back to the page (303), or the page saying what is wrong."""
     lang = language_of(request)
     try:
         view = await lookup(request=request, code=code, lang=lang)  # the lookup's limits apply here too
-        typed = await _typed(request)
+        typed = await typed_rating(request)
         if typed.rating not in RATINGS:
             return _result(
-                lang, view, rating=_wrong(typed, Texts(lang)("page.rating.error.choose")), status=422
+                lang, view, rating=wrong(typed, Texts(lang)("page.rating.error.choose")), status=422
             )
-        answer = await _send_rating(request, view, typed)
+        answer = await send_rating(request, view, typed)
         if answer is not None and answer.status_code == 201:
             page = f"/suivi/{quote(view.tracking_code)}?" + urlencode({"lang": lang, "avis": THANKED})
             return RedirectResponse(page, status_code=303, headers={**HEADERS, **PRIVATE})
@@ -173,78 +141,14 @@ async def rate(request: Request, code: str) -> Response:
         return _fault(request, lang, exc)
 
 
-async def _typed(request: Request) -> RatingSection:
-    try:
-        form = await request.form()
-    except HTTPException:  # an unreadable form is an empty one: the page asks for a rating
-        return RatingSection()
-    rating, comment = form.get("rating"), form.get("comment")
-    return RatingSection(
-        rating=rating.strip() if isinstance(rating, str) else "",
-        comment=comment if isinstance(comment, str) else "",
-    )
-
-
-def _wrong(typed: RatingSection, error: str, *, field: str = "rating") -> RatingSection:
-    return RatingSection(rating=typed.rating, comment=typed.comment, error=error, error_field=field)
-
-
-async def _send_rating(request: Request, view: TrackingView, typed: RatingSection) -> httpx.Response | None:
-    """intake's answer (None if it cannot be reached), in the visitor's language; the citizen's address
-    goes along for intake's per-client limits."""
-    settings: TrackingSettings = request.app.state.settings
-    http: httpx.AsyncClient = request.app.state.http
-    body = {
-        "tracking_code": view.tracking_code,
-        "rating": int(typed.rating),
-        "comment": typed.comment or None,
-    }
-    try:
-        return await http.post(
-            f"{settings.intake_url.rstrip('/')}/v1/ratings",
-            params={"lang": view.language},
-            json=body,
-            headers={"X-Forwarded-For": client_of(request)},
-            timeout=INTAKE_TIMEOUT_SECONDS,
-        )
-    except httpx.HTTPError as exc:
-        log.warning("intake cannot be reached for a rating: %s", type(exc).__name__)
-        return None
-
-
 def _refused(
     lang: str, view: TrackingView, typed: RatingSection, answer: httpx.Response | None
 ) -> HTMLResponse:
     """intake said no: the page says why in the visitor's words (intake answers in their language)."""
-    t = Texts(lang)
-    problem = _problem(answer)
-    if answer is None or problem is None:  # intake unreachable, or a fault on its side: nothing recorded
-        section = _wrong(typed, t("page.rating.error.unavailable"))
-        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-        return _result(lang, view, rating=section, status=503, headers=headers)
-    if problem.get("type") == "error.already_rated":
-        return _result(lang, view, rating=RatingSection(done=t("page.rating.done")), status=409)
-    errors = problem.get("errors")
-    first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
-    field = "comment" if first.get("field") == "comment" else "rating"
-    message = str(first.get("message") or problem.get("detail") or t("page.rating.error.unavailable"))
-    headers = {"Retry-After": answer.headers["Retry-After"]} if "Retry-After" in answer.headers else {}
-    section = _wrong(typed, message, field=field)
-    return _result(lang, view, rating=section, status=answer.status_code, headers=headers)
-
-
-def _problem(answer: httpx.Response | None) -> dict[str, Any] | None:
-    """intake's problem for a 4xx (what the citizen can act on); None for anything else."""
-    if answer is None:
-        return None
-    body = None
-    if 400 <= answer.status_code < 500:
-        with contextlib.suppress(ValueError):  # not JSON: not intake's problem
-            body = answer.json()
-    if not isinstance(body, dict):
-        log.warning("intake answered %d to a rating", answer.status_code)
-        return None
-    return body
+    section, status, headers = refusal(lang, typed, answer)
+    if status == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS), **headers}
+    return _result(lang, view, rating=section, status=status, headers=headers)
 
 
 def _unavailable(request: Request, lang: str, exc: BaseException) -> HTMLResponse:
