@@ -77,6 +77,21 @@ def route_template(request: Request) -> str:
     return str(getattr(request.scope.get("route"), "path", "(no route)"))
 
 
+_HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every documented method of the path: Starlette's 405 names only those of the first route that
+    matched, when one path is served by several routes (GET and POST declared apart)."""
+    path, methods = request.url.path, set()
+    for template, item in request.app.openapi().get("paths", {}).items():
+        parts = re.split(r"(\{[^/}]+\})", template)
+        pattern = "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
+        if re.fullmatch(pattern, path):
+            methods |= {m.upper() for m in item if m in _HTTP_METHODS}
+    return ", ".join(sorted(methods))
+
+
 def language_of(request: Request) -> str:
     return negotiate(
         query_lang=request.query_params.get("lang"), accept_language=request.headers.get("accept-language")
@@ -254,6 +269,7 @@ def install_error_handlers(app: FastAPI, *, domain_statuses: DomainStatuses | No
         if exc.status_code == 404:
             return problem(404, "error.not_found", lang, headers=headers, path=request.url.path)
         if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
             return problem(405, "error.method_not_allowed", lang, headers=headers)
         if exc.status_code == 400:
             return problem(400, "error.unreadable_body", lang, headers=headers)
