@@ -19,6 +19,7 @@ import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -163,6 +164,9 @@ def is_transient(exc: BaseException) -> bool:
 
 Handler = Callable[[Envelope, EventData, int], Awaitable[None]]
 UnknownHandler = Callable[[Envelope, int], Awaitable[None]]
+# Where a fetched batch's effects are kept until they are all durable (e.g. one PostgreSQL transaction):
+# the consumer acknowledges the batch's messages only once the scope has closed without an error.
+BatchScope = Callable[[], AbstractAsyncContextManager[None]]
 
 
 class DeadLetters(Protocol):
@@ -269,9 +273,13 @@ class PullConsumer:
         dead_letters: DeadLetters,
         *,
         on_unknown: UnknownHandler | None = None,
+        batch_scope: BatchScope | None = None,
     ) -> None:
         self._js, self._spec, self._handler, self._dead = js, spec, handler, dead_letters
         self._on_unknown = on_unknown
+        self._batch_scope = batch_scope
+        # In a batch scope: the messages handled, acknowledged once the scope is durable.
+        self._deferred: list[tuple[Msg, int]] | None = None
         self._stopping = asyncio.Event()
         self._retry = _Retry(cap=spec.retry_max_seconds)
         self._last_replay_check = 0.0
@@ -350,11 +358,44 @@ class PullConsumer:
         self._stopping.set()
 
     async def handle_batch(self, messages: list[Msg]) -> None:
-        """Handle the messages in order; on a transient failure put the rest back and pause."""
+        """Handle the messages in order; on a transient failure put the rest back and pause.
+
+        With a batch scope, every message's effect is kept in the scope (one transaction) and the
+        messages are acknowledged once it closed: a failure of the scope itself (the commit) puts the
+        whole batch back, and folding it again changes nothing that was already durable."""
+        if self._batch_scope is None:
+            await self._handle_each(messages)
+            return
+        self._deferred = []
+        try:
+            async with self._batch_scope():
+                await self._handle_each(messages, pause_on_hold=False)
+        except Exception as exc:
+            raise_if_cancelling()
+            if not isinstance(exc, _HeldUp):
+                self._held_up(f"cannot make the batch durable: {_describe(exc)}")
+                log.warning(
+                    "consumer %s: the batch was not made durable (%s); it comes again", self.name, exc
+                )
+            pause = self._retry.next_pause()
+            for msg in messages:
+                await _quietly(msg.nak(delay=pause))
+            await asyncio.sleep(pause)
+            return
+        finally:
+            deferred, self._deferred = self._deferred, None
+        for msg, seq in deferred:
+            await self._acknowledge(msg, seq)
+        if messages:
+            self.lag.pending = messages[-1].metadata.num_pending
+
+    async def _handle_each(self, messages: list[Msg], *, pause_on_hold: bool = True) -> None:
         for index, msg in enumerate(messages):
             try:
                 await self.handle(msg)
             except _HeldUp:
+                if not pause_on_hold:
+                    raise
                 pause = self._retry.next_pause()
                 for waiting in messages[index:]:
                     await _quietly(waiting.nak(delay=pause))
@@ -400,6 +441,9 @@ class PullConsumer:
         await self._acknowledge(msg, seq)
 
     async def _acknowledge(self, msg: Msg, seq: int) -> None:
+        if self._deferred is not None:  # its effect is durable only once the batch scope closes
+            self._deferred.append((msg, seq))
+            return
         try:
             await msg.ack()
         except Exception as exc:  # the effect is recorded; a redelivery will find it folded
