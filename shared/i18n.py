@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 LOCALES_DIR = Path(__file__).parent / "locales"
 DEFAULT_LANGUAGE = "fr"
@@ -47,3 +48,12 @@ def negotiate(*, query_lang: str | None, accept_language: str | None) -> str:
         if primary in known and quality > 0:
             ranked.append((-quality, position, primary))
     return sorted(ranked)[0][2] if ranked else DEFAULT_LANGUAGE
+
+
+# Languages written right to left; a page in one of them sets `<html dir="rtl">`.
+RIGHT_TO_LEFT = frozenset({"ar", "he", "fa", "ur"})
+
+
+def direction(lang: str) -> Literal["ltr", "rtl"]:
+    """`rtl` for a language written right to left, else `ltr` (the value of HTML's `dir`)."""
+    return "rtl" if lang.lower()[:2] in RIGHT_TO_LEFT else "ltr"

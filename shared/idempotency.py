@@ -100,3 +100,11 @@ async def remember(conn: asyncpg.Connection, request: Idempotent, answer: Answer
         answer.status,
         answer.body,
     )
+
+
+async def answered(pool: asyncpg.Pool, *, schema: str, scope: str, key: str) -> Answer | None:
+    """The answer stored for a key, if its request was answered (e.g. for a page showing it again)."""
+    stored = await pool.fetchrow(
+        f"SELECT status, body FROM {schema}.idempotent_requests WHERE scope = $1 AND key = $2", scope, key
+    )
+    return Answer(status=stored["status"], body=stored["body"]) if stored else None

@@ -65,13 +65,28 @@ class FieldType(StrEnum):
     PHONE = "phone"
     URL = "url"
     LOCATION = "location"
+    # Files the citizen attaches (plans, a photo): kept in intake's object store, named in the form's data
+    # by their document ids, never published.
+    FILE = "file"
 
 
 # What may be published of a field's value (on the bus and in the statistics): facts that identify nobody.
-# Free text, e-mail, phone, links to documents and exact places stay in intake; a location may be
+# Free text, e-mail, phone, links to documents, files and exact places stay in intake; a location may be
 # published coarsened to its district (`public: district`), and nothing finer.
 PUBLISHABLE = frozenset({FieldType.CHOICE, FieldType.INTEGER, FieldType.NUMBER, FieldType.BOOLEAN})
 DISTRICT: Literal["district"] = "district"
+
+# The types a file field may `accept`: those intake can tell from the content (and, for images, re-encode
+# without their metadata), with the extension a stored file is given.
+FILE_TYPES = {"application/pdf": ".pdf", "image/jpeg": ".jpg", "image/png": ".png"}
+# One file is read into memory to be checked: a bound per file, whatever a definition says.
+MAX_FILE_BYTES = 50 * 1024 * 1024
+MAX_FILES = 20
+
+
+def type_names(types: tuple[str, ...]) -> str:
+    """File types for people: `PDF, JPEG, PNG`."""
+    return ", ".join(t.split("/")[-1].upper() for t in types)
 
 
 class Choice(BaseModel):
@@ -101,6 +116,10 @@ class FormField(BaseModel):
     # or the map, names one beside the address or the point).
     choices: tuple[Choice, ...] = ()
     not_in_future: bool = False
+    # A file field: the types it takes (see `FILE_TYPES`), the size of each file, how many files.
+    accept: tuple[str, ...] = ()
+    max_bytes: int | None = Field(default=None, ge=1, le=MAX_FILE_BYTES)
+    max_files: int | None = Field(default=None, ge=1, le=MAX_FILES)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -109,6 +128,7 @@ class FormField(BaseModel):
         if self.choices and self.type not in (FieldType.CHOICE, FieldType.LOCATION):
             raise ValueError(f"field {self.name}: `choices` only goes with type choice (or location)")
         self._check_public()
+        self._check_file()
         if self.pattern and not self.pattern_hint:
             raise ValueError(f"field {self.name}: a `pattern` needs a `pattern_hint` people can read")
         if self.pattern:
@@ -137,6 +157,26 @@ class FormField(BaseModel):
                 raise ValueError(f"field {self.name}: `public: district` only goes with type location")
             if not self.choices:
                 raise ValueError(f"field {self.name}: `public: district` needs the districts, as `choices`")
+
+    def _check_file(self) -> None:
+        if self.type is not FieldType.FILE:
+            if self.accept or self.max_bytes is not None or self.max_files is not None:
+                raise ValueError(
+                    f"field {self.name}: `accept`, `max_bytes` and `max_files` only go with type file"
+                )
+            return
+        if not self.accept or self.max_bytes is None:
+            raise ValueError(f"field {self.name}: a file field needs `accept` (its types) and `max_bytes`")
+        if unknown := sorted(set(self.accept) - set(FILE_TYPES)):
+            raise ValueError(
+                f"field {self.name}: intake cannot check files of type {', '.join(unknown)}; "
+                f"`accept` takes {', '.join(FILE_TYPES)}"
+            )
+
+    @property
+    def files_at_most(self) -> int:
+        """How many files a file field takes (one unless `max_files` says more)."""
+        return self.max_files or 1
 
     @property
     def publishes_district(self) -> bool:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 from fastapi import APIRouter, Response
 
-from services.intake import domain, queries
+from services.intake import documents, domain, queries
 from services.intake.deps import CatalogueDep, IdempotencyKey, Pool, SettingsDep
+from services.intake.documents import NO_FILES, DocumentStore, Received, UploadsDep
 from services.intake.schemas import (
+    ApplicantCreate,
     CaseCreate,
     CasePublic,
     ChoicePublic,
@@ -21,16 +24,20 @@ from services.intake.schemas import (
     ProcedureSummary,
     StepPublic,
 )
+from services.intake.settings import IntakeSettings
 from shared import idempotency
 from shared.deps import procedure_or_404
 from shared.http import ApiError, Lang
 from shared.idempotency import Answer, Idempotent
-from shared.procedures import Catalogue, Procedure, Text
+from shared.objectstore import ObjectStore
+from shared.procedures import Catalogue, FieldType, Procedure, Text
 from shared.telemetry import current_traceparent, meter
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
 cases_submitted = meter.create_counter("suivi.cases.submitted", unit="{case}", description="Cases submitted")
+# Citizens' keys are not tied to an account: one scope for every submission (a key is a random id).
+SUBMISSION_SCOPE = "submission"
 
 
 def _text(text: Text | None, lang: str) -> str | None:
@@ -74,6 +81,9 @@ async def get_procedure(code: str, catalogue: CatalogueDep, lang: Lang) -> Proce
                 pattern=f.pattern,
                 pattern_hint=_text(f.pattern_hint, lang),
                 choices=[ChoicePublic(value=c.value, label=c.label.in_(lang)) for c in f.choices],
+                accept=list(f.accept),
+                max_bytes=f.max_bytes,
+                max_files=f.files_at_most if f.type is FieldType.FILE else None,
             )
             for f in p.fields
         ],
@@ -91,7 +101,7 @@ async def get_procedure(code: str, catalogue: CatalogueDep, lang: Lang) -> Proce
     )
 
 
-def _public(case: dict[str, Any], procedure: Procedure, settings: SettingsDep, lang: str) -> CasePublic:
+def _public(case: dict[str, Any], procedure: Procedure, settings: IntakeSettings, lang: str) -> CasePublic:
     code = case["tracking_code"]
     return CasePublic(
         case_id=case["case_id"],
@@ -106,31 +116,50 @@ def _public(case: dict[str, Any], procedure: Procedure, settings: SettingsDep, l
     )
 
 
-def _idempotent(key: str | None, body: CaseCreate) -> Idempotent | None:
+def _idempotent(key: str | None, body: CaseCreate, files: Received) -> Idempotent | None:
     if key is None:
         return None
-    # Citizens' keys are not tied to an account: one scope for every submission (a key is a random id).
     request = body.model_dump(mode="json")
     if body.applicant.notify_by is None:
         # Not given: the request a key was recorded for before `notify_by` existed, so its retry replays.
         del request["applicant"]["notify_by"]
+    if files.checked:
+        request["files"] = documents.request_hash_part(files.checked)
     request_hash = idempotency.fingerprint(request)
-    return Idempotent(schema=queries.SCHEMA, scope="submission", key=key, request_hash=request_hash)
+    return Idempotent(schema=queries.SCHEMA, scope=SUBMISSION_SCOPE, key=key, request_hash=request_hash)
+
+
+def _checked(
+    body: CaseCreate, procedure: Procedure, files: Received, lang: str
+) -> tuple[dict[str, Any], ApplicantCreate]:
+    """The form's data (a file field's: the ids of its files) and the applicant, cleaned; or a 422
+    naming every problem, the files' included."""
+    by_field = documents.ids_by_field(files.checked)
+    data, errors = domain.check_data(procedure, body.data, lang, documents=by_field)
+    applicant, applicant_errors = domain.check_applicant(body.applicant, lang)
+    refused = {e["field"] for e in files.errors}  # a field whose files were refused is not "missing" too
+    errors = [e for e in errors if e["field"] not in refused] + files.errors + applicant_errors
+    if errors:
+        raise ApiError("error.invalid_request", status=422, errors=errors)
+    return data, applicant
 
 
 async def _submit(
-    conn: asyncpg.Connection, body: CaseCreate, catalogue: Catalogue, settings: SettingsDep, lang: str
+    conn: asyncpg.Connection,
+    body: CaseCreate,
+    catalogue: Catalogue,
+    settings: IntakeSettings,
+    lang: str,
+    files: Received = NO_FILES,
 ) -> Answer:
     procedure = procedure_or_404(catalogue, body.procedure)
-    data, errors = domain.check_data(procedure, body.data, lang)
-    applicant, applicant_errors = domain.check_applicant(body.applicant, lang)
-    if errors or applicant_errors:
-        raise ApiError("error.invalid_request", status=422, errors=errors + applicant_errors)
+    data, applicant = _checked(body, procedure, files, lang)
     submission = domain.submit(
         procedure=procedure, request=body.model_copy(update={"applicant": applicant}), data=data
     )
     events = domain.first_events(submission, traceparent=current_traceparent())
     await queries.record_submission(conn, submission=submission, events=events)
+    await queries.record_documents(conn, case_id=submission.case_id, documents=files.checked)
     case = {
         "case_id": submission.case_id,
         "tracking_code": submission.tracking_code,
@@ -143,7 +172,7 @@ async def _submit(
 
 
 async def _migrated(
-    pool: asyncpg.Pool, answer: Answer, catalogue: Catalogue, settings: SettingsDep, lang: str
+    pool: asyncpg.Pool, answer: Answer, catalogue: Catalogue, settings: IntakeSettings, lang: str
 ) -> Answer:
     """Keys recorded before answers were stored (migration 011) name their case only: answer from it."""
     if "migrated_case_id" not in answer.body:
@@ -154,9 +183,67 @@ async def _migrated(
     return Answer(status=answer.status, body=public.model_dump(mode="json"))
 
 
-@router.post("/cases", status_code=201, response_model=CasePublic)
+@dataclass(frozen=True)
+class Submitted:
+    """What a submission came to: the case, and whether it is the answer given first to the same key."""
+
+    case: CasePublic
+    status: int
+    replayed: bool
+
+
+async def submit(
+    *,
+    pool: asyncpg.Pool,
+    body: CaseCreate,
+    catalogue: Catalogue,
+    settings: IntakeSettings,
+    lang: str,
+    key: str | None,
+    files: Received = NO_FILES,
+    store: ObjectStore | None = None,
+) -> Submitted:
+    """Check and record a submission, once per `key`: the one path of the JSON route and of the form
+    pages. `files` are the form's files (`documents.receive_fields`), kept in `store` before the case is
+    recorded, and deleted again if it is not. Raises `ApiError` (an unknown procedure, 404; invalid
+    fields, 422, with each field's problem), `idempotency.KeyReused`, an `ObjectStoreError` or a
+    database error (nothing was recorded)."""
+    if files.checked or files.errors:  # every problem is answered before a file is kept
+        _checked(body, procedure_or_404(catalogue, body.procedure), files, lang)
+    async with documents.kept(store, files.checked) as kept:
+        async with pool.acquire() as conn, conn.transaction():
+            answer, replayed = await idempotency.once(
+                conn,
+                _idempotent(key, body, files),
+                lambda: _submit(conn, body, catalogue, settings, lang, files),
+            )
+        if replayed:
+            await kept.discard()  # the first request's files are the case's
+    if replayed:
+        answer = await _migrated(pool, answer, catalogue, settings, lang)
+    case = CasePublic.model_validate(answer.body)
+    if not replayed:
+        cases_submitted.add(1, {"procedure": case.procedure, "channel": body.channel})
+        log.info("case submitted", extra={"case_id": str(case.case_id), "procedure": case.procedure})
+    return Submitted(case=case, status=answer.status, replayed=replayed)
+
+
+_FILES = (
+    "the files of the procedure's file fields (`type: file` in `GET /v1/procedures/{code}`, e.g. `plans`, "
+    "`photo`), one part per file, named after its field; the type is read from the content"
+)
+
+
+@router.post(
+    "/cases",
+    status_code=201,
+    response_model=CasePublic,
+    openapi_extra=documents.upload_openapi("case", "CaseCreate", _FILES),
+)
 async def submit_case(
     body: CaseCreate,
+    uploads: UploadsDep,
+    store: DocumentStore,
     response: Response,
     pool: Pool,
     catalogue: CatalogueDep,
@@ -164,18 +251,24 @@ async def submit_case(
     lang: Lang,
     key: IdempotencyKey,
 ) -> CasePublic:
-    """Submit a case. A retry with the same `Idempotency-Key` creates nothing and gets the first answer
-    again (same status and body, with `Idempotent-Replayed: true`)."""
-    async with pool.acquire() as conn, conn.transaction():
-        answer, replayed = await idempotency.once(
-            conn, _idempotent(key, body), lambda: _submit(conn, body, catalogue, settings, lang)
-        )
-    if replayed:
+    """Submit a case, as JSON, or as `multipart/form-data` with files: the JSON in a part named `case`,
+    each file in a part named after its field (`plans`, `photo`...). The form's data then names each
+    file by its document id. A retry with the same `Idempotency-Key` creates nothing and gets the first
+    answer again (same status and body, with `Idempotent-Replayed: true`)."""
+    files = NO_FILES
+    if uploads:
+        files = await documents.receive_fields(procedure_or_404(catalogue, body.procedure), uploads, lang)
+    submitted = await submit(
+        pool=pool,
+        body=body,
+        catalogue=catalogue,
+        settings=settings,
+        lang=lang,
+        key=key,
+        files=files,
+        store=store,
+    )
+    if submitted.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-        answer = await _migrated(pool, answer, catalogue, settings, lang)
-    case = CasePublic.model_validate(answer.body)
-    if not replayed:
-        cases_submitted.add(1, {"procedure": case.procedure, "channel": body.channel})
-        log.info("case submitted", extra={"case_id": str(case.case_id), "procedure": case.procedure})
-    response.status_code = answer.status
-    return case
+    response.status_code = submitted.status
+    return submitted.case

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -25,7 +25,7 @@ from shared.events.intake import CaseSubmitted, CitizenReplied
 from shared.eventstore import NewEvent
 from shared.http import unstorable
 from shared.i18n import languages, translate
-from shared.procedures import CITY_TIMEZONE, FieldType, FormField, Procedure
+from shared.procedures import CITY_TIMEZONE, FieldType, FormField, Procedure, type_names
 
 FieldError = dict[str, str]
 
@@ -90,7 +90,8 @@ def normalize_email(value: Any) -> str:
     try:
         return validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise InvalidField("field.email", reason=str(exc)) from exc
+        # email_validator explains in English only: the citizen gets the example in their language.
+        raise InvalidField("field.email") from exc
 
 
 def normalize_phone(value: Any) -> str:
@@ -177,9 +178,14 @@ def _missing(value: Any) -> bool:
 
 
 def check_data(
-    procedure: Procedure, data: dict[str, Any], lang: str
+    procedure: Procedure,
+    data: dict[str, Any],
+    lang: str,
+    *,
+    documents: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[dict[str, Any], list[FieldError]]:
-    """The cleaned form data, and every problem found (not just the first)."""
+    """The cleaned form data, and every problem found (not just the first). A file field's value is
+    the ids of the files checked for it (`documents`, by field), never something sent in `data`."""
     clean: dict[str, Any] = {}
     errors: list[FieldError] = []
     expected = ", ".join(f.name for f in procedure.fields)
@@ -192,6 +198,9 @@ def check_data(
                 }
             )
     for f in procedure.fields:
+        if f.type is FieldType.FILE:
+            errors += _file_field(f, data, (documents or {}).get(f.name, ()), clean, lang)
+            continue
         value = data.get(f.name)
         if _missing(value):
             if f.required:
@@ -205,6 +214,20 @@ def check_data(
                 params["hint"] = f.pattern_hint.in_(lang)
             errors.append({"field": f"data.{f.name}", "message": translate(exc.key, lang, **params)})
     return clean, errors
+
+
+def _file_field(
+    f: FormField, data: dict[str, Any], ids: Sequence[str], clean: dict[str, Any], lang: str
+) -> list[FieldError]:
+    where = f"data.{f.name}"
+    if f.name in data:
+        return [{"field": where, "message": translate("field.file_in_data", lang, name=f.name)}]
+    if ids:
+        clean[f.name] = list(ids)
+    elif f.required:
+        message = translate("field.file_required", lang, accepted=type_names(f.accept))
+        return [{"field": where, "message": message}]
+    return []
 
 
 def check_applicant(applicant: ApplicantCreate, lang: str) -> tuple[ApplicantCreate, list[FieldError]]:
@@ -338,11 +361,15 @@ class Reply:
     case_id: uuid.UUID
     procedure: str
     message: str
-    documents: list[str]
+    documents: list[str]  # links, as the citizen gave them
     received_at: datetime
+    # The ids of the files sent with it (`documents.receive_reply`), kept in intake's object store.
+    uploaded: tuple[str, ...] = ()
 
 
-def receive_reply(*, case_id: uuid.UUID, procedure: str, reply: ReplyCreate) -> Reply:
+def receive_reply(
+    *, case_id: uuid.UUID, procedure: str, reply: ReplyCreate, uploaded: Sequence[str] = ()
+) -> Reply:
     return Reply(
         reply_id=uuid.uuid4(),
         case_id=case_id,
@@ -350,6 +377,7 @@ def receive_reply(*, case_id: uuid.UUID, procedure: str, reply: ReplyCreate) -> 
         message=reply.message,
         documents=list(reply.documents),
         received_at=datetime.now(UTC),
+        uploaded=tuple(uploaded),
     )
 
 
@@ -359,7 +387,7 @@ def reply_events(reply: Reply, *, version: int, traceparent: str | None) -> list
     event = CitizenReplied(
         case_id=reply.case_id,
         reply_id=reply.reply_id,
-        documents=len(reply.documents),
+        documents=len(reply.documents) + len(reply.uploaded),
         replied_at=reply.received_at,
     )
     envelope = make_envelope(

@@ -13,7 +13,7 @@ import logging
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from services.intake import imports
 from services.intake.deps import CatalogueDep, CurrentAdmin, Pool
@@ -124,17 +124,3 @@ class ImportBodyLimit(BodySizeLimit):
         lang = language_of(Request(scope))
         answer = problem(413, "intake.import_too_large", lang, size=size, limit=self.limit)
         await answer(scope, receive, send)
-
-
-class BodyLimits:
-    """`INTAKE_MAX_BODY_BYTES` for every request but the import's, which has `ImportBodyLimit`.
-
-    Outside the app's own `BodySizeLimit`, which is set to the larger of the two."""
-
-    def __init__(self, app: ASGIApp, *, limit: int, import_limit: int) -> None:
-        self.usual = BodySizeLimit(app, limit=limit)
-        self.imports = ImportBodyLimit(app, limit=import_limit)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        is_import = scope["type"] == "http" and scope["path"].rstrip("/") == PATH
-        await (self.imports if is_import else self.usual)(scope, receive, send)

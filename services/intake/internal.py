@@ -1,24 +1,32 @@
 """intake's internal API, for other Suivi services only (not routed by the public ingress).
 
-workflow asks here for what the citizen gave (contact details, the form, their replies) when an agent
-opens a case, and notify for where to write (the address, the channels chosen, the tracking code for the
-links) at each send, instead of any of it ever travelling on the bus. The caller logs each read.
+workflow asks here for what the citizen gave (contact details, the form, their replies, their files)
+when an agent opens a case or downloads a file, and notify for where to write (the address, the channels
+chosen, the tracking code for the links) at each send, instead of any of it ever travelling on the bus.
+The caller logs each read.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import quote
 
 import asyncpg
-from fastapi import APIRouter
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel
 
+from services.intake import queries
 from services.intake.deps import Pool
+from services.intake.documents import DOCUMENT_ID, DocumentStore
 from shared.deps import InternalCaller
 from shared.http import ApiError
+from shared.objectstore import ObjectNotFound
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/internal/v1", include_in_schema=False, dependencies=[InternalCaller])
 
 
@@ -42,8 +50,21 @@ class RatingInternal(BaseModel):
     rated_at: datetime
 
 
+class DocumentInternal(BaseModel):
+    """A file the citizen sent: what its row says (the bytes: `GET /internal/v1/documents/{id}`)."""
+
+    document_id: str
+    field: str
+    reply_id: uuid.UUID | None
+    filename: str
+    content_type: str
+    size: int
+    created_at: datetime
+
+
 class CaseFileInternal(BaseModel):
-    """Everything the citizen gave for a case: the form as submitted, the applicant, the replies, the rating."""
+    """Everything the citizen gave for a case: the form as submitted, the applicant, the replies, the
+    files, the rating."""
 
     case_id: uuid.UUID
     procedure: str
@@ -53,6 +74,7 @@ class CaseFileInternal(BaseModel):
     applicant: ApplicantInternal | None
     replies: list[ReplyInternal]
     rating: RatingInternal | None = None
+    documents: list[DocumentInternal] = []
 
 
 def _not_found(case_id: uuid.UUID) -> ApiError:
@@ -76,12 +98,18 @@ async def _case_file(conn: asyncpg.Connection, case_id: uuid.UUID) -> dict[str, 
     rating = await conn.fetchrow(
         "SELECT rating, comment, rated_at FROM intake.ratings WHERE case_id = $1", case_id
     )
+    documents = await conn.fetch(
+        "SELECT document_id, field, reply_id, filename, content_type, size, created_at "
+        "FROM intake.documents WHERE case_id = $1 ORDER BY created_at, position",
+        case_id,
+    )
     applicant = {k: case[k] for k in ("name", "email", "phone", "language")}
     return {
         "rating": dict(rating) if rating else None,
         **{k: case[k] for k in ("case_id", "procedure", "procedure_version", "submitted_at", "data")},
         "applicant": applicant if case["has_applicant"] else None,
         "replies": [dict(r) for r in replies],
+        "documents": [dict(d) for d in documents],
     }
 
 
@@ -123,3 +151,38 @@ async def get_case_file(
     if found is None:
         raise _not_found(case_id)
     return found
+
+
+@router.get("/documents/{document_id}")
+async def get_document(
+    document_id: Annotated[str, Path(pattern=DOCUMENT_ID)],
+    case_id: Annotated[uuid.UUID, Query(description="the case the caller may read")],
+    pool: Pool,
+    store: DocumentStore,
+) -> Response:
+    """A file's bytes, if it is one of `case_id`'s: workflow checked that its agent may read that case."""
+    row = await queries.get_document(pool, document_id=document_id, case_id=case_id)
+    if row is None:
+        raise ApiError("intake.document_not_found", status=404, document_id=document_id, case_id=case_id)
+    try:
+        content = await store.get(row["stored_key"])
+    except ObjectNotFound:
+        content = None
+    if content is None or hashlib.sha256(content).hexdigest() != row["sha256"]:
+        # Not the caller's fault, and not something a retry changes: a person must look at the store.
+        log.error(
+            "document %s is missing or altered in the store", document_id, extra={"case_id": str(case_id)}
+        )
+        raise ApiError("intake.document_missing", status=500, document_id=document_id)
+    filename = row["filename"]
+    return Response(
+        content,
+        media_type=row["content_type"],
+        headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-store",
+            "Suivi-Document-Filename": quote(filename),
+            "Suivi-Document-Sha256": row["sha256"],
+        },
+    )

@@ -1,5 +1,5 @@
-"""intake's SQL: a case, its applicant and its first events, in one transaction; a citizen's reply and
-its event, in another. An Idempotency-Key is recorded in the same transaction (`shared.idempotency`)."""
+"""intake's SQL: a case, its applicant, its files' rows and its first events, in one transaction; a
+citizen's reply, its files' rows and its event, in another. An Idempotency-Key is recorded in the same transaction (`shared.idempotency`)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 
+from services.intake.documents import Checked
 from services.intake.domain import Reply, Submission
 from shared import idempotency
 from shared.eventstore import NewEvent, VersionConflict, append
@@ -65,6 +66,43 @@ async def find_case_by_digest(pool: asyncpg.Pool, digest: str) -> asyncpg.Record
     return record
 
 
+async def record_documents(
+    conn: asyncpg.Connection,
+    *,
+    case_id: uuid.UUID,
+    documents: Sequence[Checked],
+    reply_id: uuid.UUID | None = None,
+) -> None:
+    """The rows of files already in the object store, in the caller's transaction."""
+    await conn.executemany(
+        "INSERT INTO intake.documents(document_id, case_id, reply_id, field, filename, content_type, size, "
+        "sha256, stored_key, position) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        [
+            (
+                d.document_id,
+                case_id,
+                reply_id,
+                d.field,
+                d.filename,
+                d.content_type,
+                d.size,
+                d.sha256,
+                d.key,
+                i,
+            )
+            for i, d in enumerate(documents)
+        ],
+    )
+
+
+async def get_document(pool: asyncpg.Pool, *, document_id: str, case_id: uuid.UUID) -> dict[str, Any] | None:
+    """A file's row, if it is one of that case's."""
+    row = await pool.fetchrow(
+        "SELECT * FROM intake.documents WHERE document_id = $1 AND case_id = $2", document_id, case_id
+    )
+    return dict(row) if row else None
+
+
 async def record_reply(
     pool: asyncpg.Pool,
     *,
@@ -72,6 +110,7 @@ async def record_reply(
     events: Callable[[int], Sequence[NewEvent]],
     idempotent: Idempotent | None,
     answer: Answer,
+    documents: Sequence[Checked] = (),
 ) -> tuple[Answer, bool]:
     """Record the reply and `events(version)`, version being the case's next one in intake's events;
     or, for a key already used, the answer it got. Returns the answer and whether it is a replay.
@@ -83,6 +122,9 @@ async def record_reply(
 
                 async def record() -> Answer:
                     await _insert_reply(conn, reply)
+                    await record_documents(
+                        conn, case_id=reply.case_id, documents=documents, reply_id=reply.reply_id
+                    )
                     version = await conn.fetchval(
                         "SELECT coalesce(max(version), 0) + 1 FROM intake.events WHERE case_id = $1",
                         reply.case_id,

@@ -15,8 +15,9 @@ from typing import Annotated, cast
 import asyncpg
 from fastapi import APIRouter, Depends, Request, Response
 
-from services.intake import domain, queries
+from services.intake import documents, domain, queries
 from services.intake.deps import IdempotencyKey, Pool
+from services.intake.documents import NO_FILES, DocumentStore, Received, UploadsDep
 from services.intake.schemas import ReplyCreate, ReplyPublic
 from shared import idempotency, tracking_code
 from shared.eventstore import VersionConflict
@@ -61,19 +62,33 @@ async def case_of_code(pool: asyncpg.Pool, code: str, *, limiter: Limiter, clien
     return case
 
 
-def _idempotent(key: str | None, *, case_id: uuid.UUID, body: ReplyCreate) -> Idempotent | None:
+def _idempotent(
+    key: str | None, *, case_id: uuid.UUID, body: ReplyCreate, files: Received
+) -> Idempotent | None:
     if key is None:
         return None
     # The code as typed (case, dashes) must not make a retry look different: the scope names the case.
     fields = body.model_dump(mode="json", exclude={"tracking_code"})
+    if files.checked:
+        fields["files"] = documents.request_hash_part(files.checked)
     return Idempotent(
         schema=queries.SCHEMA, scope=f"reply:{case_id}", key=key, request_hash=idempotency.fingerprint(fields)
     )
 
 
-@router.post("/replies", status_code=202, response_model=ReplyPublic)
+_FILES = "files sent with the answer (PDF, JPEG or PNG, read from the content), one part per file"
+
+
+@router.post(
+    "/replies",
+    status_code=202,
+    response_model=ReplyPublic,
+    openapi_extra=documents.upload_openapi("reply", "ReplyCreate", _FILES),
+)
 async def reply(
     body: ReplyCreate,
+    uploads: UploadsDep,
+    store: DocumentStore,
     request: Request,
     response: Response,
     pool: Pool,
@@ -81,26 +96,39 @@ async def reply(
     lang: Lang,
     key: IdempotencyKey,
 ) -> ReplyPublic:
-    """Answer the city hall's request: a message and links to documents. A retry with the same
-    `Idempotency-Key` records the reply once and gets the first answer again (same status and body, with
-    `Idempotent-Replayed: true`)."""
+    """Answer the city hall's request: a message, links to documents, and files: as JSON, or as
+    `multipart/form-data` with the JSON in a part named `reply` and each file in a part named
+    `documents`. A retry with the same `Idempotency-Key` records the reply once and gets the first answer
+    again (same status and body, with `Idempotent-Replayed: true`)."""
     case = await case_of_code(pool, body.tracking_code, limiter=limiter, client=client_of(request))
     clean, errors = domain.check_reply(body, lang)
-    if errors:
-        raise ApiError("error.invalid_request", status=422, errors=errors)
-    received = domain.receive_reply(case_id=case["case_id"], procedure=case["procedure"], reply=clean)
+    files = await documents.receive_reply(uploads, lang) if uploads else NO_FILES
+    if errors or files.errors:
+        raise ApiError("error.invalid_request", status=422, errors=errors + files.errors)
+    received = domain.receive_reply(
+        case_id=case["case_id"],
+        procedure=case["procedure"],
+        reply=clean,
+        uploaded=[d.document_id for d in files.checked],
+    )
     public = ReplyPublic(reply_id=received.reply_id, received_at=received.received_at)
     traceparent = current_traceparent()
-    try:
-        answer, replayed = await queries.record_reply(
-            pool,
-            reply=received,
-            events=lambda version: domain.reply_events(received, version=version, traceparent=traceparent),
-            idempotent=_idempotent(key, case_id=case["case_id"], body=clean),
-            answer=Answer(status=202, body=public.model_dump(mode="json")),
-        )
-    except VersionConflict as exc:
-        raise ApiError("error.reply_conflict", status=409, headers={"Retry-After": "1"}) from exc
+    async with documents.kept(store, files.checked) as kept:
+        try:
+            answer, replayed = await queries.record_reply(
+                pool,
+                reply=received,
+                events=lambda version: domain.reply_events(
+                    received, version=version, traceparent=traceparent
+                ),
+                idempotent=_idempotent(key, case_id=case["case_id"], body=clean, files=files),
+                answer=Answer(status=202, body=public.model_dump(mode="json")),
+                documents=files.checked,
+            )
+        except VersionConflict as exc:
+            raise ApiError("error.reply_conflict", status=409, headers={"Retry-After": "1"}) from exc
+        if replayed:
+            await kept.discard()  # the first request's files are the reply's
     response.status_code = answer.status
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"

@@ -66,7 +66,8 @@ class ReplyCreate(BaseModel):
     message: StoredStr = Field(max_length=MAX_REPLY_LENGTH, description="what the citizen says; not blank")
     documents: list[StoredStr] = Field(
         default_factory=list,
-        description=f"links to the documents (https), at most {MAX_REPLY_DOCUMENTS}",
+        description=f"links to the documents (https), at most {MAX_REPLY_DOCUMENTS}; files themselves go "
+        "in a multipart/form-data request, as parts named `documents`",
         # Checked in `domain.check_reply`, where the message can be in the citizen's language.
         json_schema_extra={"maxItems": MAX_REPLY_DOCUMENTS, "items": {"type": "string", "format": "uri"}},
     )
@@ -98,6 +99,12 @@ class FieldPublic(BaseModel):
         description="a choice field's values; for a location field, the districts: send one as `district`"
         " beside the address or the point (only the district is published)"
     )
+    accept: list[str] = Field(
+        default_factory=list,
+        description="a file field's types (application/pdf, image/jpeg, image/png), read from the content",
+    )
+    max_bytes: int | None = Field(default=None, description="a file field's largest file, in bytes")
+    max_files: int | None = Field(default=None, description="how many files a file field takes")
 
 
 class StepPublic(BaseModel):

@@ -1,10 +1,11 @@
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
-from pydantic import AliasChoices, Field, PrivateAttr, field_validator, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from shared.auth import AgentAuthSettings
-from shared.settings import InternalApiSettings, ServiceSettings
+from shared.objectstore import LocalFolder, S3Bucket, StoreConfig
+from shared.settings import REPO_ROOT, InternalApiSettings, ServiceSettings
 
 # The switches of agents' tokens: set one, and intake checks them as workflow does (`shared.auth`).
 _AGENT_TOKEN_SWITCHES = ("oidc_issuer", "oidc_jwks_url", "oidc_jwks_file")
@@ -24,6 +25,34 @@ class IntakeSettings(InternalApiSettings):
     import_max_body_bytes: int = Field(
         default=4 * 1024 * 1024, ge=64 * 1024, validation_alias=AliasChoices("INTAKE_IMPORT_MAX_BODY_BYTES")
     )
+    # The form pages (`/demarches/...`) ask how the citizen applies (online, at the counter, on the phone),
+    # for agents filling the form for a citizen. Only for a deployment that agents alone reach (the city's
+    # network, the agents' host): on the public's, every form is `web`, whatever a form posts.
+    counter_form: bool = Field(default=False, validation_alias=AliasChoices("INTAKE_COUNTER_FORM"))
+    # Requests carrying files (`POST /v1/cases` and `POST /v1/replies` as multipart/form-data): every
+    # file a procedure's form takes, at their largest, and the form. Each file is checked against its
+    # field's own limits; this bounds the request as a whole.
+    upload_max_body_bytes: int = Field(
+        default=96 * 1024 * 1024,
+        ge=1024 * 1024,
+        validation_alias=AliasChoices("INTAKE_UPLOAD_MAX_BODY_BYTES"),
+    )
+    # Where citizens' files are kept: a local folder (`make run`), or any S3-compatible store.
+    documents_store: Literal["file", "s3"] = Field(
+        default="file", validation_alias=AliasChoices("DOCUMENTS_STORE")
+    )
+    documents_dir: Path = Field(
+        default=REPO_ROOT / ".data" / "documents", validation_alias=AliasChoices("DOCUMENTS_DIR")
+    )
+    s3_endpoint: str | None = Field(default=None, validation_alias=AliasChoices("S3_ENDPOINT"))
+    s3_bucket: str | None = Field(default=None, validation_alias=AliasChoices("S3_BUCKET"))
+    s3_region: str = Field(default="us-east-1", validation_alias=AliasChoices("S3_REGION"))
+    s3_access_key_id: str | None = Field(default=None, validation_alias=AliasChoices("S3_ACCESS_KEY_ID"))
+    s3_secret_access_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("S3_SECRET_ACCESS_KEY")
+    )
+    # `endpoint/bucket/key` (most self-hosted stores) rather than `bucket.endpoint/key` (AWS's default).
+    s3_path_style: bool = Field(default=True, validation_alias=AliasChoices("S3_PATH_STYLE"))
     # Replies whose tracking code misses (mistyped or unknown) per client; past it, every reply gets 429.
     reply_miss_limit: str = Field(
         default="10/minute", validation_alias=AliasChoices("INTAKE_REPLY_MISS_LIMIT")
@@ -36,7 +65,7 @@ class IntakeSettings(InternalApiSettings):
     oidc_jwks_file: Path | None = Field(default=None, validation_alias=AliasChoices("OIDC_JWKS_FILE"))
     _agent_auth: AgentAuthSettings | None = PrivateAttr(default=None)
 
-    @field_validator(*_AGENT_TOKEN_SWITCHES, mode="before")
+    @field_validator(*_AGENT_TOKEN_SWITCHES, "s3_endpoint", "s3_bucket", "s3_access_key_id", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return value or None
@@ -49,6 +78,37 @@ class IntakeSettings(InternalApiSettings):
             common = {name: getattr(self, name) for name in ServiceSettings.model_fields}
             self._agent_auth = AgentAuthSettings(**common, **given)
         return self
+
+    @model_validator(mode="after")
+    def _documents_store(self) -> Self:
+        if self.documents_store == "file" and self.environment == "production":
+            raise ValueError(
+                "ENVIRONMENT=production keeps citizens' files in an object store: set DOCUMENTS_STORE=s3 "
+                "with S3_BUCKET (and S3_ENDPOINT, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY)"
+            )
+        if self.documents_store == "s3" and not self.s3_bucket:
+            raise ValueError(
+                "DOCUMENTS_STORE=s3 needs S3_BUCKET (and S3_ENDPOINT for a store other than AWS)"
+            )
+        if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
+            raise ValueError("set both S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY, or neither")
+        return self
+
+    @property
+    def documents_store_config(self) -> StoreConfig:
+        """Where citizens' files are kept (`shared.objectstore`)."""
+        if self.documents_store == "file":
+            return LocalFolder(self.documents_dir)
+        assert self.s3_bucket is not None, "checked at start-up"
+        secret = self.s3_secret_access_key
+        return S3Bucket(
+            bucket=self.s3_bucket,
+            region=self.s3_region,
+            endpoint=self.s3_endpoint,
+            access_key_id=self.s3_access_key_id,
+            secret_access_key=secret.get_secret_value() if secret else None,
+            path_style=self.s3_path_style,
+        )
 
     @property
     def agent_auth(self) -> AgentAuthSettings | None:

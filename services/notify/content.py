@@ -19,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 from markupsafe import Markup, escape
 
 from services.notify.domain import Kind
+from shared.i18n import direction
 from shared.pages import Texts
 from shared.procedures import Procedure
 from shared.tracking_code import display, normalize
@@ -26,6 +27,9 @@ from shared.tracking_code import display, normalize
 TEMPLATES = Path(__file__).parent / "templates"
 DEFAULT_LANGUAGE = "fr"
 SMS_MAX = 160
+# A text GSM-7 cannot spell (Arabic) goes as UCS-2: 70 characters in one part, 67 a part once concatenated.
+# One part could not hold even the tracking link, so such an SMS may take two parts: 134 characters.
+UCS2_MAX = 2 * 67
 # The GSM 03.38 basic character set: an SMS in it takes 160 characters; one character outside it (say ê)
 # turns the whole message into UCS-2, 70 characters a part.
 GSM7 = frozenset(
@@ -79,30 +83,51 @@ def _block(template: Template, name: str, values: dict[str, Any]) -> str:
     return "".join(template.blocks[name](context)).strip()
 
 
+def _in_gsm7(char: str) -> str | None:
+    """The character in GSM-7 (itself, a plain equivalent, or without its accent), or None."""
+    if char in GSM7:
+        return char
+    char = _GSM7_FOR.get(char, char)
+    if all(c in GSM7 for c in char):
+        return char
+    plain = unicodedata.normalize("NFKD", char).encode("ascii", "ignore").decode()
+    return plain if plain and all(c in GSM7 for c in plain) else None
+
+
 def gsm7(text: str) -> str:
     """The text in the GSM-7 alphabet: accents it lacks dropped (ê → e), typographic marks made plain."""
-    out = []
-    for char in text:
-        if char in GSM7:
-            out.append(char)
-            continue
-        char = _GSM7_FOR.get(char, char)
-        if all(c in GSM7 for c in char):
-            out.append(char)
-            continue
-        plain = unicodedata.normalize("NFKD", char).encode("ascii", "ignore").decode()
-        out.append(plain if plain and all(c in GSM7 for c in plain) else "?")
-    return "".join(out)
+    return "".join(_in_gsm7(char) or "?" for char in text)
+
+
+def spells_in_gsm7(text: str) -> bool:
+    """Whether GSM-7 can write every letter of the text (French, English: yes, once accents are dropped;
+    Arabic: no). A symbol it lacks may become "?"; a letter may not, or the message is lost."""
+    return all(_in_gsm7(char) is not None for char in text if unicodedata.category(char).startswith("L"))
+
+
+def sms_text(text: str) -> tuple[str, int]:
+    """The SMS to send and the most characters it may have: GSM-7 in one part when its letters allow it,
+    else the text as written, in UCS-2 (two parts at most)."""
+    text = re.sub(r"\s+", " ", text).strip()
+    if spells_in_gsm7(text):
+        return gsm7(text), SMS_MAX
+    return text, UCS2_MAX
 
 
 def _sms(text: str) -> str:
-    text = re.sub(r"\s+", " ", gsm7(text)).strip()
-    if len(text) <= SMS_MAX:
+    text, limit = sms_text(text)
+    if len(text) <= limit:
         return text
     # The link comes last and must stay whole: shorten what comes before it.
     head, sep, link = text.rpartition(" ")
-    room = SMS_MAX - len(link) - 4
-    return f"{head[:room].rstrip()}...{sep}{link}" if room > 20 else text[:SMS_MAX]
+    ellipsis = "..." if limit == SMS_MAX else "…"
+    room = limit - len(link) - len(sep) - len(ellipsis)
+    if room <= 20:
+        return text[:limit]
+    kept = head[:room]
+    if head[room] != " " and " " in kept:  # no half word
+        kept = kept.rsplit(" ", 1)[0]
+    return f"{kept.rstrip(' .,;:،؛')}{ellipsis}{sep}{link}"
 
 
 def render(
@@ -141,6 +166,7 @@ def render(
         .get_template("layout.html")
         .render(
             lang=lang,
+            direction=direction(lang),
             subject=subject,
             paragraphs=[_linked(p, code=code) for p in re.split(r"\n\s*\n", body) if p.strip()],
             footer=footer,
@@ -163,13 +189,15 @@ _CODE_STYLE = "font-size:1.375em;font-family:monospace;letter-spacing:0.05em;whi
 
 def _linked(paragraph: str, *, code: str) -> Markup:
     """A paragraph of the plain text as HTML: escaped, its line breaks kept, its links clickable and the
-    tracking code large, in one piece."""
+    tracking code large, in one piece; both read left to right, even in an Arabic message."""
     parts = re.split(r"(https?://\S+)", paragraph.strip())
     html = Markup("")
     for index, part in enumerate(parts):
         if index % 2:
-            html += Markup('<a href="{0}" style="color:#000091;">{0}</a>').format(part)
+            html += Markup('<a href="{0}" dir="ltr" style="color:#000091;">{0}</a>').format(part)
             continue
         text = escape(part).replace("\n", Markup("<br>\n"))
-        html += text.replace(code, Markup('<strong style="{}">{}</strong>').format(_CODE_STYLE, code))
+        html += text.replace(
+            code, Markup('<strong dir="ltr" style="{}">{}</strong>').format(_CODE_STYLE, code)
+        )
     return html

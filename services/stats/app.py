@@ -20,6 +20,7 @@ from services.stats.web import STATIC, static_files
 from services.stats.web import router as web_router
 from shared.app import build_app
 from shared.bus import figures_bucket
+from shared.pages import mount_static
 from shared.runtime import Runtime
 
 
@@ -51,4 +52,5 @@ def create_app(settings: StatsSettings | None = None) -> FastAPI:
         on_start=_start,
     )
     app.mount(STATIC, static_files(), name="static")
+    mount_static(app)  # the shared look (suivi.css), under the dashboard's own stylesheet
     return app

@@ -1,7 +1,8 @@
 """tracking: the public lookup by tracking code (JSON and an accessible web page, fr/en).
 
 It folds case events into its own read model (`consumers.py`, `projection.py`). Once a case is decided,
-its page asks the citizen to rate the service and sends the form on to intake (`web.py`).
+its page asks the citizen to rate the service and sends the form on to intake (`web.py`); while the city
+hall waits for the citizen, the page's reply form (a message and files) goes on to intake (`reply.py`).
 Run alone: `uvicorn services.tracking.app:create_app --factory --port 8003`.
 """
 
@@ -12,15 +13,19 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
+from services.tracking import reply
 from services.tracking.api import router
 from services.tracking.consumers import make_consumer
 from services.tracking.figures import FiguresCache
 from services.tracking.lookup import make_limiter
 from services.tracking.settings import TrackingSettings
 from services.tracking.web import router as web_router
-from services.tracking.web import static_files
 from shared.app import build_app
+from shared.http import OwnLimit, RouteBodyLimits
+from shared.pages import mount_static
 from shared.runtime import Runtime
+
+USUAL_BODY_BYTES = 64 * 1024  # `build_app`'s own default: no request but the reply form needs more
 
 
 async def _start(app: FastAPI, runtime: Runtime) -> None:
@@ -42,7 +47,11 @@ def create_app(settings: TrackingSettings | None = None) -> FastAPI:
         routers=[router, web_router],
         answers={"GET /v1/track/{code}": (429,)},  # too many lookups or misses
         on_start=_start,
+        max_body_bytes=max(USUAL_BODY_BYTES, settings.reply_max_body_bytes),
     )
+    # Outermost: the usual limit for every request; the reply form's, with its files, its own.
+    reply_limit = OwnLimit(settings.reply_max_body_bytes, ("multipart/form-data",))
+    app.add_middleware(RouteBodyLimits, limit=USUAL_BODY_BYTES, routes={reply.PATH: reply_limit})
     app.state.limiter = make_limiter(settings)
-    app.mount("/static", static_files(), name="static")
+    mount_static(app)
     return app

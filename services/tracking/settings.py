@@ -23,3 +23,11 @@ class TrackingSettings(ServiceSettings):
     )
     # intake's public API: the page's rating form is sent on to its `POST /v1/ratings` (the code in the body).
     intake_url: str = Field(default="http://127.0.0.1:8001", validation_alias=AliasChoices("INTAKE_URL"))
+    # The page's reply form (`POST /suivi/reponse`) carries files on to intake: its body may be as large
+    # as intake takes for a request with files (INTAKE_UPLOAD_MAX_BODY_BYTES); every other request keeps
+    # the usual 64 KiB.
+    reply_max_body_bytes: int = Field(
+        default=96 * 1024 * 1024,
+        ge=1024 * 1024,
+        validation_alias=AliasChoices("TRACKING_REPLY_MAX_BODY_BYTES"),
+    )

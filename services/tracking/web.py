@@ -9,6 +9,10 @@ a referrer, and nothing here logs it (not even an exception's message, which mig
 Once the case is decided, the page asks the citizen to rate the service: a plain form, posted here and
 sent on to intake's `POST /v1/ratings` (intake decides, once; tracking only relays its answer), then a
 redirect back to the page, which thanks them. Whether a case was rated, tracking folds from `CaseRated`.
+
+While the city hall waits for the citizen (documents, information), the page shows a reply form: a
+message and files, posted to `POST /suivi/reponse` and sent on to intake's `POST /v1/replies`
+(`reply.py`), then back to the page, which thanks them.
 """
 
 from __future__ import annotations
@@ -16,17 +20,15 @@ from __future__ import annotations
 import logging
 import traceback
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-import asyncpg
 import httpx
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.staticfiles import StaticFiles
 
+from services.tracking import reply
 from services.tracking.lookup import lookup
 from services.tracking.rating import (
     RATINGS,
@@ -40,37 +42,23 @@ from services.tracking.rating import (
 )
 from services.tracking.schemas import TrackingView
 from shared.http import ApiError, language_of, route_template
-from shared.i18n import languages, translate
-from shared.pages import Texts, page_templates
+from shared.pages import (
+    HEADERS,
+    NO_STORE,
+    UNAVAILABLE,
+    Texts,
+    language_links,
+    page_templates,
+    render_page,
+)
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
-# What shared/http answers with a JSON 503: here, an HTML page.
-UNAVAILABLE = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    OSError,
-    TimeoutError,
-)
 RETRY_AFTER_SECONDS = 2
 # Dates are read in the city's time: an event at 23:30 UTC happened the next day in Paris.
 
-HEADERS = {
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-    "base-uri 'none'; frame-ancestors 'none'",
-    "Vary": "Accept-Language",
-}
-PRIVATE = {"Cache-Control": "no-store"}
-
 router = APIRouter(include_in_schema=False)
 templates = page_templates(HERE / "templates")
-
-
-def static_files() -> StaticFiles:
-    return StaticFiles(directory=HERE / "static")
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -80,7 +68,7 @@ async def lookup_form(request: Request) -> HTMLResponse:
         "lookup.html",
         lang,
         title=Texts(lang)("page.lookup.heading"),
-        alternates=_alternates(lang, lambda other: "/?" + urlencode({"lang": other})),
+        alternates=language_links(lang, lambda other: "/?" + urlencode({"lang": other})),
         typed="",
         error=None,
     )
@@ -97,18 +85,28 @@ async def track_typed(
 
 @router.get("/suivi/{code}", response_class=HTMLResponse)
 async def track_linked(
-    request: Request, code: str, avis: Annotated[str | None, Query(include_in_schema=False)] = None
+    request: Request,
+    code: str,
+    avis: Annotated[str | None, Query(include_in_schema=False)] = None,
+    reponse: Annotated[str | None, Query(include_in_schema=False)] = None,
 ) -> HTMLResponse:
-    return await _track(request, code, thanked=avis == THANKED)
+    return await _track(request, code, thanked=avis == THANKED, replied=reponse == reply.THANKED)
 
 
-async def _track(request: Request, code: str, *, thanked: bool = False) -> HTMLResponse:
+async def _track(
+    request: Request, code: str, *, thanked: bool = False, replied: bool = False
+) -> HTMLResponse:
     lang = language_of(request)
     try:
         if not code.strip():
             raise ApiError("page.error.code_empty", status=422)
         view = await lookup(request=request, code=code, lang=lang)
-        return _result(lang, view, rating=await rating_section(request, view, thanked=thanked))
+        return _result(
+            lang,
+            view,
+            rating=await rating_section(request, view, thanked=thanked),
+            answer=reply.reply_section(view, thanked=replied),
+        )
     except ApiError as exc:
         return _failed_lookup(lang, code, exc)
     except UNAVAILABLE as exc:
@@ -131,10 +129,43 @@ async def rate(request: Request, code: str) -> Response:
         answer = await send_rating(request, view, typed)
         if answer is not None and answer.status_code == 201:
             page = f"/suivi/{quote(view.tracking_code)}?" + urlencode({"lang": lang, "avis": THANKED})
-            return RedirectResponse(page, status_code=303, headers={**HEADERS, **PRIVATE})
+            return RedirectResponse(page, status_code=303, headers={**HEADERS, **NO_STORE})
         return _refused(lang, view, typed, answer)
     except ApiError as exc:
         return _failed_lookup(lang, code, exc)
+    except UNAVAILABLE as exc:
+        return _unavailable(request, lang, exc)
+    except Exception as exc:
+        return _fault(request, lang, exc)
+
+
+@router.post(reply.PATH, response_class=HTMLResponse)
+async def answer_request(request: Request) -> Response:
+    """The reply form (a message and files), sent on to intake; then back to the page (303), or the page
+    with what was typed and what is wrong (the files must be chosen again: a page cannot keep them)."""
+    lang = language_of(request)
+    typed = await reply.typed_reply(request)
+    t = Texts(lang)
+    try:
+        if not typed.code.strip():
+            raise ApiError("page.error.code_empty", status=422)
+        view = await lookup(request=request, code=typed.code, lang=lang)  # the lookup's limits apply
+        if reply.reply_section(view, thanked=False) is None:
+            return _result(lang, view, answer=reply.closed(lang), status=409)
+        if not typed.section.message.strip():
+            error = reply.ReplyError(t("page.reply.error.message"), reply.TARGETS["message"])
+            return _result(lang, view, answer=reply.wrong(typed.section, error), status=422)
+        answer = await reply.send_reply(request, view, typed)
+        if answer is not None and answer.status_code == 202:
+            query = urlencode({"lang": lang, "reponse": reply.THANKED})
+            page = f"/suivi/{quote(view.tracking_code)}?{query}#reponse"
+            return RedirectResponse(page, status_code=303, headers={**HEADERS, **NO_STORE})
+        section, status, headers = reply.refusal(lang, typed.section, answer)
+        if status == 503:
+            headers = {"Retry-After": str(RETRY_AFTER_SECONDS), **headers}
+        return _result(lang, view, answer=section, status=status, headers=headers)
+    except ApiError as exc:
+        return _failed_lookup(lang, typed.code, exc)
     except UNAVAILABLE as exc:
         return _unavailable(request, lang, exc)
     except Exception as exc:
@@ -158,7 +189,7 @@ def _unavailable(request: Request, lang: str, exc: BaseException) -> HTMLRespons
         route_template(request),
         type(exc).__name__,
     )
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS), **PRIVATE}
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS), **NO_STORE}
     return _fault_page(lang, "page.unavailable.heading", "page.unavailable.text", status=503, headers=headers)
 
 
@@ -174,7 +205,7 @@ def _fault(request: Request, lang: str, exc: BaseException) -> HTMLResponse:
         "".join(traceback.format_tb(exc.__traceback__)),
     )
     return _fault_page(
-        lang, "page.internal.heading", "page.internal.text", status=500, headers=PRIVATE, reference=reference
+        lang, "page.internal.heading", "page.internal.text", status=500, headers=NO_STORE, reference=reference
     )
 
 
@@ -183,35 +214,40 @@ def _result(
     view: TrackingView,
     *,
     rating: RatingSection | None = None,
+    answer: reply.ReplySection | None = None,
     status: int = 200,
     headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
     t = Texts(lang)
     title = t("page.result.title", status=view.status.label, procedure=view.procedure.title)
-    if rating is not None and rating.error:
+    if (rating is not None and rating.error) or (answer is not None and answer.errors):
         title = t("page.error_title", page=title)
-    alternates = _alternates(lang, lambda other: f"/suivi/{view.tracking_code}?" + urlencode({"lang": other}))
+    alternates = language_links(
+        lang, lambda other: f"/suivi/{view.tracking_code}?" + urlencode({"lang": other})
+    )
     return _render(
         "result.html",
         lang,
         status=status,
-        headers={**(headers or {}), **PRIVATE},
+        headers={**(headers or {}), **NO_STORE},
         title=title,
         alternates=alternates,
         view=view,
         rating=rating,
         ratings=RATINGS,
+        reply=answer,
+        reply_path=reply.PATH,
     )
 
 
 def _failed_lookup(lang: str, typed: str, exc: ApiError) -> HTMLResponse:
     t = Texts(lang)
-    alternates = _alternates(lang, lambda other: "/suivi?" + urlencode({"code": typed, "lang": other}))
+    alternates = language_links(lang, lambda other: "/suivi?" + urlencode({"code": typed, "lang": other}))
     return _render(
         "lookup.html",
         lang,
         status=exc.status,
-        headers={**exc.headers, **PRIVATE},
+        headers={**exc.headers, **NO_STORE},
         title=t("page.error_title", page=t("page.lookup.heading")),
         alternates=alternates,
         typed=typed,
@@ -237,15 +273,6 @@ def _fault_page(
     )
 
 
-def _alternates(lang: str, href: Callable[[str], str]) -> list[dict[str, str]]:
-    """This page in the other languages, each named in its own language."""
-    return [
-        {"lang": other, "name": translate("page.language_name", other), "href": href(other)}
-        for other in languages()
-        if other != lang
-    ]
-
-
 def _render(
     template: str,
     lang: str,
@@ -255,10 +282,4 @@ def _render(
     title: str,
     **context: Any,
 ) -> HTMLResponse:
-    t = Texts(lang)
-    html = templates.get_template(template).render(
-        lang=lang, t=t, title=t("page.title", page=title, site=t("page.site_name")), **context
-    )
-    return HTMLResponse(
-        html, status_code=status, headers={**HEADERS, **(headers or {}), "Content-Language": lang}
-    )
+    return render_page(templates, template, lang, title=title, status=status, headers=headers, **context)

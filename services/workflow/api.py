@@ -7,10 +7,16 @@ import logging
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
-from services.workflow import domain, queries, service
-from services.workflow.applicants import fetch_case_file, form_answers, parts_read
+from services.workflow import documents, domain, queries, service
+from services.workflow.applicants import (
+    fetch_case_file,
+    file_answers,
+    form_answers,
+    parts_read,
+    replies_with_files,
+)
 from services.workflow.clock import city_today
 from services.workflow.deps import CatalogueDep, ClockDep, IdempotencyKey, Pool, SettingsDep
 from services.workflow.notifications import fetch_notifications
@@ -158,7 +164,8 @@ async def get_case(
         history=_history(history),
         applicant=case_file.applicant if case_file else None,
         form=form_answers(state.procedure, case_file.data, lang) if case_file else [],
-        replies=case_file.replies if case_file else [],
+        files=file_answers(state.procedure, case_file, case_id=case_id, lang=lang) if case_file else [],
+        replies=replies_with_files(case_file, case_id=case_id) if case_file else [],
         rating=case_file.rating if case_file else None,
         submission_unavailable=unavailable,
         applicant_unavailable=unavailable,
@@ -166,6 +173,49 @@ async def get_case(
         notifications_stopped_at=told.opted_out_at if told else None,
         notifications_unavailable=untold,
     )
+
+
+_DOWNLOAD = {
+    200: {
+        "description": "The file, as an attachment (`Content-Disposition`), its type read from its content",
+        "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in documents.CONTENT_TYPES},
+    },
+}
+
+
+@router.get(
+    "/cases/{case_id}/documents/{document_id}",
+    response_class=Response,
+    responses=_DOWNLOAD,  # type: ignore[arg-type]
+)
+async def download_document(
+    case_id: uuid.UUID,
+    document_id: Annotated[str, Path(pattern=documents.DOCUMENT_ID)],
+    request: Request,
+    agent: CurrentAgent,
+    pool: Pool,
+    catalogue: CatalogueDep,
+    settings: SettingsDep,
+) -> Response:
+    """A file the citizen sent (a form's file field, or with a reply), for an agent of the case's
+    service. Each download is logged as a read of the case's personal data."""
+    async with pool.acquire() as conn:
+        state = await queries.load(conn, case_id, catalogue)
+        if state is None:
+            raise domain.NotFound("workflow.case_not_found", case_id=case_id)
+        domain.check_visible(state, agent)
+    answer = await documents.open_document(
+        request.app.state.http, settings=settings, case_id=case_id, document_id=document_id
+    )
+    try:
+        async with pool.acquire() as conn:
+            what = [f"document {document_id}"]
+            await queries.log_personal_data_read(conn, case_id=case_id, agent=agent.id, what=what)
+    except BaseException:
+        await answer.aclose()
+        raise
+    log.info("agent %s downloaded document %s", agent.id, document_id, extra={"case_id": str(case_id)})
+    return documents.streamed(answer, filename=documents.filename_of(answer, document_id))
 
 
 @router.post("/cases/{case_id}/actions", response_model=ActionPublic)

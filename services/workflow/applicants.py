@@ -10,7 +10,14 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from services.workflow.schemas import CaseFile, FormAnswer
+from services.workflow.schemas import (
+    CaseDocument,
+    CaseFile,
+    CitizenReply,
+    DocumentLink,
+    FileAnswer,
+    FormAnswer,
+)
 from services.workflow.settings import WorkflowSettings
 from shared.i18n import translate
 from shared.procedures import FieldType, Procedure
@@ -47,6 +54,8 @@ def form_answers(procedure: Procedure, data: dict[str, Any], lang: str) -> list[
     the case was submitted under does not name (shown, never hidden, under its own name)."""
     answers = []
     for field in procedure.fields:
+        if field.type is FieldType.FILE:
+            continue  # in `file_answers`: its value is document ids, its files are what an agent needs
         value = data.get(field.name)
         choice = next((c for c in field.choices if c.value == value), None)
         answers.append(
@@ -62,6 +71,43 @@ def form_answers(procedure: Procedure, data: dict[str, Any], lang: str) -> list[
     return answers
 
 
+def _link(case_id: uuid.UUID, document: CaseDocument) -> DocumentLink:
+    return DocumentLink(
+        document_id=document.document_id,
+        filename=document.filename,
+        content_type=document.content_type,
+        size=document.size,
+        received_at=document.created_at,
+        url=f"/v1/cases/{case_id}/documents/{document.document_id}",
+    )
+
+
+def file_answers(
+    procedure: Procedure, case_file: CaseFile, *, case_id: uuid.UUID, lang: str
+) -> list[FileAnswer]:
+    """Each file field of the form, labelled in `lang`, with its files (in the order the form names them)
+    and the link an agent downloads each one from."""
+    by_id = {d.document_id: d for d in case_file.documents}
+    answers = []
+    for field in procedure.fields:
+        if field.type is not FieldType.FILE:
+            continue
+        ids = case_file.data.get(field.name) or []
+        files = [_link(case_id, by_id[i]) for i in ids if isinstance(i, str) and i in by_id]
+        answers.append(FileAnswer(name=field.name, label=field.label.in_(lang), files=files))
+    return answers
+
+
+def replies_with_files(case_file: CaseFile, *, case_id: uuid.UUID) -> list[CitizenReply]:
+    """The replies, each with the files sent with it."""
+    return [
+        reply.model_copy(
+            update={"files": [_link(case_id, d) for d in case_file.documents if d.reply_id == reply.reply_id]}
+        )
+        for reply in case_file.replies
+    ]
+
+
 def parts_read(case_file: CaseFile) -> list[str]:
     """What an agent is shown of a case file, as the personal-data read log names it."""
     parts = ["applicant"] if case_file.applicant else []
@@ -69,5 +115,6 @@ def parts_read(case_file: CaseFile) -> list[str]:
         *parts,
         "form",
         *(["replies"] if case_file.replies else []),
+        *(["documents"] if case_file.documents else []),  # their names and sizes; the files, if downloaded
         *(["rating"] if case_file.rating and case_file.rating.comment else []),
     ]

@@ -76,11 +76,44 @@ class FormAnswer(BaseModel):
     value_label: str | None = Field(default=None, description="for a choice: the chosen option's label")
 
 
+class DocumentLink(BaseModel):
+    """A file the citizen sent, and where an agent of the case's service downloads it (each download is
+    logged as a read of personal data)."""
+
+    document_id: str
+    filename: str
+    content_type: str = Field(description="read from the file's content when it was received")
+    size: int = Field(description="in bytes")
+    received_at: datetime
+    url: str = Field(description="`GET` it with the agent's token: the file, as an attachment")
+
+
+class FileAnswer(BaseModel):
+    """A file field of the form, labelled in the agent's language, with the files sent for it."""
+
+    name: str
+    label: str
+    files: list[DocumentLink] = Field(description="in the order they were sent; empty if none was")
+
+
 class CitizenReply(BaseModel):
     reply_id: uuid.UUID
     message: str
     documents: list[str] = Field(description="links to the documents, as the citizen gave them")
     received_at: datetime
+    files: list[DocumentLink] = Field(default_factory=list, description="the files sent with the reply")
+
+
+class CaseDocument(BaseModel):
+    """A file's record, as intake's internal API gives it (its bytes are fetched only to be downloaded)."""
+
+    document_id: str
+    field: str
+    reply_id: uuid.UUID | None
+    filename: str
+    content_type: str
+    size: int
+    created_at: datetime
 
 
 class CitizenRating(BaseModel):
@@ -98,6 +131,7 @@ class CaseFile(BaseModel):
     applicant: Applicant | None
     replies: list[CitizenReply]
     rating: CitizenRating | None = None
+    documents: list[CaseDocument] = Field(default_factory=list)
 
 
 class CitizenNotification(BaseModel):
@@ -132,7 +166,12 @@ class CaseDetail(BaseModel):
     history: list[HistoryItem]
     # What the citizen gave, read from intake at each request and never stored in workflow.
     applicant: Applicant | None
-    form: list[FormAnswer] = Field(description="every field of the procedure's form, in its order")
+    form: list[FormAnswer] = Field(
+        description="every field of the procedure's form, in its order, but its file fields (`files`)"
+    )
+    files: list[FileAnswer] = Field(
+        default_factory=list, description="the form's file fields, in its order, each with its files"
+    )
     replies: list[CitizenReply] = Field(description="the citizen's answers to requests, oldest first")
     rating: CitizenRating | None = Field(default=None, description="the citizen's rating after the decision")
     submission_unavailable: str | None = Field(

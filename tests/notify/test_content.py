@@ -1,21 +1,28 @@
-"""Every message exists in every language, says what it must, and fits one SMS of GSM-7 characters."""
+"""Every message exists in every language and says what it must; its SMS fits one GSM-7 part where the
+language's letters allow it (French, English), else goes as UCS-2 in at most two parts (Arabic), never
+with its letters turned into "?" and never with its link cut."""
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
 
-from services.notify.content import GSM7, SMS_MAX, gsm7, languages, render
+from services.notify.content import GSM7, SMS_MAX, UCS2_MAX, gsm7, languages, render, sms_text
 from services.notify.domain import Kind, notice_for
 from shared.events import make_envelope
 from shared.events.workflow import StepChanged
+from shared.i18n import direction
 from shared.procedures import Procedure, Turn, load_catalogue
 from shared.settings import DEFAULT_PROCEDURES_DIR
 
 CATALOGUE = load_catalogue(DEFAULT_PROCEDURES_DIR)
 CODE = "K7QM-2XPD-9RTA-HF3W-Z"
 LONG_URL = f"https://demarches.ville-de-saint-remy-de-provence.fr/suivi/{CODE}?lang=fr"
+# The languages GSM-7 cannot write: their SMS go as UCS-2. Any other language is expected in GSM-7.
+UCS2_LANGUAGES = {"ar"}
+ARABIC_LETTER = re.compile(r"[\u0621-\u064a]")
 
 
 def _steps(procedure: Procedure, kind: Kind) -> list[str]:
@@ -38,7 +45,7 @@ CASES = [
 @pytest.mark.parametrize(
     ("procedure", "kind", "step", "lang"), CASES, ids=[f"{p.code}-{k}-{s}-{lang}" for p, k, s, lang in CASES]
 )
-def test_every_message_renders_and_its_sms_fits_in_one_gsm7_part(
+def test_every_message_renders_and_its_sms_fits_its_alphabet(
     procedure: Procedure, kind: Kind, step: str, lang: str
 ) -> None:
     rendered = render(
@@ -55,15 +62,44 @@ def test_every_message_renders_and_its_sms_fits_in_one_gsm7_part(
     assert LONG_URL in rendered.text and LONG_URL in rendered.html
     assert procedure.step(step).label.in_(lang) in rendered.text
     assert "https://notify.example/notifications/stop/abc" in rendered.html
-    assert len(rendered.sms) <= SMS_MAX, rendered.sms
-    assert set(rendered.sms) <= GSM7, rendered.sms
-    assert rendered.sms.endswith(LONG_URL)  # the link is never cut
+    assert f'dir="{direction(lang)}"' in rendered.html
+    assert rendered.sms.endswith(" " + LONG_URL)  # the link is never cut
+    words = rendered.sms.removesuffix(LONG_URL)
+    if lang in UCS2_LANGUAGES:
+        assert len(rendered.sms) <= UCS2_MAX, rendered.sms
+        assert ARABIC_LETTER.search(words) and "?" not in words, rendered.sms  # still Arabic, not "?"
+    else:
+        assert len(rendered.sms) <= SMS_MAX, rendered.sms
+        assert set(rendered.sms) <= GSM7, rendered.sms
 
 
 def test_text_outside_gsm7_is_made_plain_rather_than_doubling_the_sms_cost() -> None:
     assert gsm7("Déclaration préalable : fenêtre, façade, cœur « vite »") == (
         'Déclaration préalable : fenetre, facade, coeur " vite "'
     )
+
+
+def test_arabic_goes_as_ucs2_as_written_and_a_stray_symbol_keeps_french_in_gsm7() -> None:
+    arabic = "البلدية: تم تسجيل طلبك «رخصة البناء (permis de construire)»"
+    assert sms_text(arabic) == (arabic, UCS2_MAX)
+    assert sms_text("Déclaration préalable → façade") == ("Déclaration préalable ? facade", SMS_MAX)
+
+
+def test_a_long_arabic_sms_is_shortened_before_its_link() -> None:
+    procedure = CATALOGUE.get("acte-naissance", 1)
+    assert procedure is not None
+    rendered = render(
+        kind=Kind.DECIDED,
+        lang="ar",
+        procedure=procedure,
+        context={"step": "not-found", "at": "2026-12-01T10:00:00+01:00"},
+        tracking_code=CODE,
+        tracking_url=LONG_URL,
+        unsubscribe_url="https://notify.example/notifications/stop/abc",
+    )
+    assert len(rendered.sms) <= UCS2_MAX
+    # Whole words, then the link whole.
+    assert rendered.sms == f"قرار البلدية بشأن ملفك: العقد غير موجود في… {LONG_URL}"
 
 
 def test_only_changes_that_matter_to_the_citizen_are_notified() -> None:

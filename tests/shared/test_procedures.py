@@ -235,10 +235,24 @@ def _valid(code: str = "demande-test", version: int = 1) -> dict[str, Any]:
     }
 
 
+def _in_every_language(node: Any) -> Any:
+    """The test definition's texts, written in French and English, in the catalogue's other languages too
+    (in English: these tests are about the definition's shape, not its words)."""
+    if isinstance(node, dict):
+        filled = {key: _in_every_language(value) for key, value in node.items()}
+        if {"fr", "en"} <= filled.keys():
+            filled |= {lang: filled["en"] for lang in languages() if lang not in filled}
+        return filled
+    if isinstance(node, list):
+        return [_in_every_language(value) for value in node]
+    return node
+
+
 def _write(root: Path, definition: dict[str, Any], filename: str | None = None) -> Path:
     path: Path = root / str(definition["code"]) / (filename or f"v{definition['version']}.yaml")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(definition, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    text = yaml.safe_dump(_in_every_language(definition), allow_unicode=True, sort_keys=False)
+    path.write_text(text, encoding="utf-8")
     return path
 
 
@@ -294,7 +308,7 @@ def test_a_file_filed_under_another_code_is_refused(tmp_path: Path) -> None:
     definition = _valid(code="demande-test")
     path = tmp_path / "autre-demande" / "v1.yaml"
     path.parent.mkdir()
-    path.write_text(yaml.safe_dump(definition), encoding="utf-8")
+    path.write_text(yaml.safe_dump(_in_every_language(definition)), encoding="utf-8")
     message = _refused(tmp_path)
     assert str(path) in message
     assert "demande-test" in message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from datetime import date, datetime
 
 import pytest
@@ -68,3 +69,16 @@ def test_small_figures_are_suppressed_but_zero_is_not() -> None:
     assert [domain.suppressed(n, 5) for n in (0, 1, 4, 5)] == [False, True, True, False]
     assert domain.decision_of("accepted", tacit=True) == domain.Decision.TACIT_ACCEPTANCE
     assert not domain.decision_of("closed", tacit=False).is_decision
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.integers(min_value=0, max_value=10**17),
+        st.sampled_from(domain.bin_floors_us()).flatmap(lambda f: st.integers(f - 2, f + 2)),
+    )
+)
+def test_postgresql_bins_an_age_in_microseconds_as_bin_of_does(microseconds: int) -> None:
+    """`width_bucket(age, floors)` is `bisect_right(floors, age)`: the bin `bin_of` gives its seconds."""
+    floors = domain.bin_floors_us()
+    assert bisect.bisect_right(floors, microseconds) == domain.bin_of(microseconds / 1_000_000)
