@@ -4,16 +4,15 @@ Whether a case was rated, tracking folds from `CaseRated`."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 import httpx
 from fastapi import Request
 from starlette.exceptions import HTTPException
 
+from services.tracking.forwarding import intake_problem
 from services.tracking.schemas import TrackingView
 from services.tracking.settings import TrackingSettings
 from shared import tracking_code
@@ -104,7 +103,7 @@ def refusal(
     """What the page shows when intake did not record the rating: the section, the status, the headers
     (a 503 without `Retry-After`: the page adds its own)."""
     t = Texts(lang)
-    problem = _problem(answer)
+    problem = intake_problem(answer, what="rating")
     if answer is None or problem is None:  # intake unreachable, or a fault on its side: nothing recorded
         return (
             wrong(typed, t("page.rating.error.unavailable")),
@@ -119,17 +118,3 @@ def refusal(
     message = str(first.get("message") or problem.get("detail") or t("page.rating.error.unavailable"))
     headers = {"Retry-After": answer.headers["Retry-After"]} if "Retry-After" in answer.headers else {}
     return wrong(typed, message, field=field), answer.status_code, headers
-
-
-def _problem(answer: httpx.Response | None) -> dict[str, Any] | None:
-    """intake's problem for a 4xx (what the citizen can act on); None for anything else."""
-    if answer is None:
-        return None
-    body = None
-    if 400 <= answer.status_code < 500:
-        with contextlib.suppress(ValueError):  # not JSON: not intake's problem
-            body = answer.json()
-    if not isinstance(body, dict):
-        log.warning("intake answered %d to a rating", answer.status_code)
-        return None
-    return body

@@ -9,18 +9,17 @@ for every case, so that it has its own body limit (`app.py`), and the code is no
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 from fastapi import Request
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
+from services.tracking.forwarding import intake_problem
 from services.tracking.schemas import TrackingView
 from services.tracking.settings import TrackingSettings
 from shared.pages import Texts
@@ -150,7 +149,7 @@ def refusal(
     """What the page shows when intake did not record the reply: the section, the status, the headers
     (a 503 without `Retry-After`: the page adds its own)."""
     t = Texts(lang)
-    problem = _problem(answer)
+    problem = intake_problem(answer, what="reply")
     if answer is None or problem is None:  # intake unreachable, or a fault on its side: nothing recorded
         return wrong(typed, ReplyError(t("page.reply.error.unavailable"), None)), 503, {}
     errors = problem.get("errors")
@@ -163,17 +162,3 @@ def refusal(
         items = [ReplyError(str(problem.get("detail") or t("page.reply.error.unavailable")), None)]
     headers = {"Retry-After": answer.headers["Retry-After"]} if "Retry-After" in answer.headers else {}
     return wrong(typed, *items), answer.status_code, headers
-
-
-def _problem(answer: httpx.Response | None) -> dict[str, Any] | None:
-    """intake's problem for a 4xx (what the citizen can act on); None for anything else."""
-    if answer is None:
-        return None
-    body = None
-    if 400 <= answer.status_code < 500:
-        with contextlib.suppress(ValueError):  # not JSON: not intake's problem
-            body = answer.json()
-    if not isinstance(body, dict):
-        log.warning("intake answered %d to a reply", answer.status_code)
-        return None
-    return body
