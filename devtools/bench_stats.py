@@ -224,8 +224,8 @@ class UnknownStatement(RuntimeError):
 
 @dataclass(frozen=True)
 class _Upsert:
-    """One of the aggregate upserts `projection._Cell` sends: a new row's n is 1 (and its total the last
-    argument); an existing row's n goes up by 1 (and its total by that argument)."""
+    """One of the aggregate upserts `cells` sends: a count's or a bin's n goes up by the last
+    argument; a sum's n by 1 and its total by the last argument."""
 
     table: str
     key: tuple[str, ...]  # the first arguments, in this order
@@ -238,11 +238,13 @@ class _Upsert:
     @property
     def statement(self) -> str:
         """The statement, exactly as the handlers send it."""
-        values = [f"${n}" for n in range(1, len(self.key) + 1)] + ["1"]
-        update = f"n = {self.table}.n + 1"
+        values = [f"${n}" for n in range(1, len(self.key) + 1)]
         if self.adds_total:
+            values += ["1", f"${len(self.key) + 1}"]
+            update = f"n = {self.table}.n + 1, total = {self.table}.total + EXCLUDED.total"
+        else:
             values.append(f"${len(self.key) + 1}")
-            update += f", total = {self.table}.total + EXCLUDED.total"
+            update = f"n = {self.table}.n + EXCLUDED.n"
         return (
             f"INSERT INTO {self.table}({', '.join(self.columns)}) VALUES ({', '.join(values)}) "
             f"ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET {update}"
@@ -262,16 +264,45 @@ _NEW_CASE = re.compile(
     r"INSERT INTO stats\.cases\((?P<columns>[a-z_, ]+)\) VALUES \((?P<values>[^)]+)\) "
     r"ON CONFLICT \(case_id\) DO NOTHING RETURNING true"
 )
+# The months sealed (`month_ends.sealed_through`): read under a lock, locked to seal, moved on.
+_SEALED = "SELECT through FROM stats.sealed_months WHERE procedure = $1 AND through >= $2 FOR SHARE"
+_SEALING = (
+    "INSERT INTO stats.sealed_months(procedure) VALUES ($1) ON CONFLICT (procedure) "
+    "DO UPDATE SET through = stats.sealed_months.through RETURNING through"
+)
+_SEALED_NOW = "UPDATE stats.sealed_months SET through = $2 WHERE procedure = $1"
+_STILL_OPEN = (
+    "SELECT district, submitted_at FROM stats.cases "
+    "WHERE procedure = $1 AND decided_at IS NULL AND submitted_at < $2"
+)
+# The running totals of the durations (`bins_to_date`): a sealed month's, and a later fold's additions to
+# them. They are the bins of every month until then, so they are worked out from the bins at the end.
+_FIRST_MONTH = "SELECT min(month) FROM stats.bins WHERE procedure = $1"
+_RUNNING_MONTH = (
+    "INSERT INTO stats.bins_to_date(procedure, district, measure, month, bin, n) "
+    "SELECT procedure, district, measure, $2, bin, sum(n) FROM ("
+    "SELECT procedure, district, measure, bin, n FROM stats.bins_to_date WHERE procedure = $1 AND month = $3 "
+    "UNION ALL SELECT procedure, district, measure, bin, n FROM stats.bins "
+    "WHERE procedure = $1 AND month = $2 AND (measure = 'elapsed' OR measure = 'legal' OR measure LIKE 'step:%')) "
+    "AS until_then GROUP BY procedure, district, measure, bin"
+)
+_TO_DATE = (
+    "INSERT INTO stats.bins_to_date(procedure, district, measure, month, bin, n) "
+    "SELECT $1, $2, $3, month, $4, $5 FROM unnest($6::date[]) AS month "
+    "ON CONFLICT (procedure, district, month, measure, bin) DO UPDATE SET n = stats.bins_to_date.n + EXCLUDED.n"
+)
 
 
 class BulkFold:
     """Stands in for the connection stats' handlers write to, so that a long history folds in minutes.
 
     The handlers run unchanged; their statements are done here in bulk: a new case row is kept (once per
-    case id, as ON CONFLICT DO NOTHING does) and copied by the 50,000; an upsert's `n + 1` and
+    case id, as ON CONFLICT DO NOTHING does) and copied by the 50,000; an upsert's `n + ...` and
     `total + value` are added up in memory, in the events' order (so every float sum is the same), and
-    the totals are copied at the end. It knows the statements folding `CaseImported` sends on an empty
-    read model, and refuses any other. `fold_each` on the same events must give the same tables.
+    the totals are copied at the end; the months sealed, and the cases still open that a seal reads, are
+    kept in memory; the running totals are worked out at the end from the bins (they are their sums over
+    the months until each one sealed). It knows the statements folding `CaseImported` sends on an empty read
+    model, and refuses any other. `fold_each` on the same events must give the same tables.
     """
 
     def __init__(self, conn: asyncpg.Connection) -> None:
@@ -279,6 +310,8 @@ class BulkFold:
         self._case_ids: set[uuid.UUID] = set()
         self._cases: list[tuple[Any, ...]] = []
         self._case_columns: list[str] = []
+        self._open: dict[str, list[dict[str, Any]]] = {}  # per procedure: district, submitted_at
+        self._sealed: dict[str, date | None] = {}
         self._folded: list[tuple[uuid.UUID, int]] = []
         self._added: dict[str, dict[tuple[Any, ...], list[Any]]] = {table: {} for table in _UPSERTS}
         self._last_seq = 0
@@ -298,6 +331,12 @@ class BulkFold:
         for table, upsert in _UPSERTS.items():
             added = self._added[table]
             await self._copy(table, upsert.columns, [(*key, *so_far) for key, so_far in added.items()])
+        await self._copy("stats.sealed_months", ["procedure", "through"], list(self._sealed.items()))
+        await self._copy(
+            "stats.bins_to_date",
+            ["procedure", "district", "measure", "month", "bin", "n"],
+            list(self._running_totals()),
+        )
         await self._conn.execute(
             f"INSERT INTO {SCHEMA}.consumer_positions(consumer, stream_seq) VALUES ($1, $2)",
             CONSUMER,
@@ -306,7 +345,14 @@ class BulkFold:
 
     # What the handlers call.
 
-    async def fetchval(self, sql: str, *args: Any) -> bool | None:
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        if sql == _SEALED:
+            through = self._sealed.get(args[0])
+            return through if through is not None and through >= args[1] else None
+        if sql == _SEALING:
+            return self._sealed.setdefault(args[0], None)
+        if sql == _FIRST_MONTH:
+            return min((key[1] for key in self._added["stats.bins"] if key[0] == args[0]), default=None)
         match = _NEW_CASE.fullmatch(sql)
         if match is None:
             raise UnknownStatement(sql)
@@ -314,10 +360,18 @@ class BulkFold:
             return None
         self._case_ids.add(args[0])
         self._case_columns = match["columns"].split(", ")
-        self._cases.append(tuple(_value(token, args) for token in match["values"].split(", ")))
+        row = tuple(_value(token, args) for token in match["values"].split(", "))
+        self._cases.append(row)
+        case = dict(zip(self._case_columns, row, strict=True))
+        if case.get("decided_at") is None:
+            self._open.setdefault(case["procedure"], []).append(
+                {"district": case["district"], "submitted_at": case["submitted_at"]}
+            )
         return True
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        if sql == _TO_DATE:
+            return  # see `_running_totals`
         table = sql.removeprefix("INSERT INTO ").split("(", 1)[0]
         upsert = _UPSERTS.get(table)
         if upsert is None or sql != upsert.statement:
@@ -326,18 +380,42 @@ class BulkFold:
         for row in rows:
             key = tuple(row[:width])
             so_far = added.setdefault(key, [0, 0.0] if upsert.adds_total else [0])
-            so_far[0] += 1
             if upsert.adds_total:
+                so_far[0] += 1
                 so_far[1] += row[width]
+            else:
+                so_far[0] += row[width]
 
     async def execute(self, sql: str, *args: Any) -> str:
-        raise UnknownStatement(sql)
+        if sql == _RUNNING_MONTH:
+            return "INSERT"  # see `_running_totals`
+        if sql != _SEALED_NOW:
+            raise UnknownStatement(sql)
+        self._sealed[args[0]] = args[1]
+        return "UPDATE 1"
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
-        raise UnknownStatement(sql)
+        if sql != _STILL_OPEN:
+            raise UnknownStatement(sql)
+        return [case for case in self._open.get(args[0], []) if case["submitted_at"] < args[1]]
 
     async def fetchrow(self, sql: str, *args: Any) -> Any:
         raise UnknownStatement(sql)
+
+    def _running_totals(self) -> Iterator[tuple[Any, ...]]:
+        """Each bin of a running duration in every month from its first up to the procedure's last sealed
+        one, with its count in the months until then."""
+        bins: dict[tuple[str, str, str, int], dict[date, int]] = {}
+        for (procedure, month, district, measure, bin_), (n,) in self._added["stats.bins"].items():
+            if domain.is_running(measure):
+                bins.setdefault((procedure, district, measure, bin_), {})[month] = n
+        for (procedure, district, measure, bin_), counts in bins.items():
+            through, total = self._sealed.get(procedure), 0
+            if through is None or min(counts) > through:
+                continue
+            for month in domain.months_between(min(counts), through):
+                total += counts.get(month, 0)
+                yield procedure, district, measure, month, bin_, total
 
     async def _copy_rows(self) -> None:
         await self._copy("stats.cases", self._case_columns, self._cases)

@@ -51,21 +51,25 @@ async def list_procedures(request: Request, pool: Pool, catalogue: CatalogueDep,
     now = datetime.now(UTC)
     this_month = domain.month_of(now)
     months = domain.months_between(date(this_month.year - 1, this_month.month, 1), this_month)[1:]
+    last_12 = Period(
+        f"{domain.period_of(months[0], 'month')}/{domain.period_of(months[-1], 'month')}", months
+    )
+    latest = periods([this_month], "month")[0]
+    codes = catalogue.codes()
+    found = await queries.aggregates_of(
+        pool, procedures=codes, district="", periods=[last_12, latest], now=now
+    )
     summaries = []
-    for code in catalogue.codes():
+    for code in codes:
         procedure = procedure_or_404(catalogue, code)
-        data = await queries.aggregates(pool, procedure=code, first=months[0], last=months[-1], district="")
-        figures = Figures(data, threshold=settings.suppression_threshold, now=now)
-        last_12 = Period(
-            f"{domain.period_of(months[0], 'month')}/{domain.period_of(months[-1], 'month')}", months
-        )
+        figures = Figures(found[code], threshold=settings.suppression_threshold)
         summaries.append(
             ProcedureSummary(
                 procedure=code,
                 title=procedure.title.in_(lang),
                 legal_deadline=_deadline(procedure),
                 last_12_months=figures.period(last_12),
-                latest_month=figures.period(periods([this_month], "month")[0]),
+                latest_month=figures.period(latest),
             )
         )
     return ProcedureList(method=method(lang, settings.suppression_threshold), procedures=summaries)
@@ -94,10 +98,9 @@ async def procedure_series(
     if first > last:
         raise ApiError("stats.bad_range", status=422, from_=from_ or first, to=to or last)
     months = domain.months_between(first, last)[-240:]
-    data = await queries.aggregates(
-        pool, procedure=code, first=months[0], last=months[-1], district=district or ""
-    )
-    figures = Figures(data, threshold=settings.suppression_threshold, now=now)
+    shown = periods(months, period)
+    data = await queries.aggregates(pool, procedure=code, district=district or "", periods=shown, now=now)
+    figures = Figures(data, threshold=settings.suppression_threshold)
     return ProcedureSeries(
         procedure=code,
         title=procedure.title.in_(lang),
@@ -105,5 +108,5 @@ async def procedure_series(
         period=period,
         legal_deadline=_deadline(procedure),
         method=method(lang, settings.suppression_threshold),
-        series=[figures.period(p) for p in periods(months, period)],
+        series=[figures.period(p) for p in shown],
     )

@@ -19,7 +19,7 @@ import asyncpg
 from nats.js.kv import KeyValue
 
 from services.stats import domain, queries
-from services.stats.report import Aggregates, Figures
+from services.stats.report import Aggregates, Figures, Period
 from shared.bus import is_transient, raise_if_cancelling
 from shared.procedures import Catalogue
 
@@ -44,16 +44,15 @@ def backlog_factor(figures: Figures, months: list[date], open_now: int) -> float
 
 
 def procedure_forecast(
-    data: Aggregates, *, steps: list[str], months: list[date], now: datetime, min_cases: int
+    data: Aggregates, *, steps: list[str], window: Period, open_now: int, now: datetime, min_cases: int
 ) -> dict[str, Any]:
-    figures = Figures(data, threshold=1, now=now)
-    factor = backlog_factor(figures, months, len(data.open_since))
+    """`data` holds the window's durations (`queries.FORECAST`) and the backlog of its past months."""
+    figures = Figures(data, threshold=1)
+    factor = backlog_factor(figures, window.months, open_now)
     out: dict[str, Any] = {}
     for step in steps:
-        remaining = domain.distribution(
-            domain.merge(data.bins.get((m, f"remaining:{step}"), {}) for m in months)
-        )
-        usual = domain.distribution(domain.merge(data.bins.get((m, f"step:{step}"), {}) for m in months))
+        remaining = domain.distribution(data.merged(window.months, f"remaining:{step}"))
+        usual = domain.distribution(data.merged(window.months, f"step:{step}"))
         enough = remaining.n >= min_cases and remaining.p50 is not None and remaining.p90 is not None
         out[step] = {
             "n": remaining.n,
@@ -74,13 +73,25 @@ def procedure_forecast(
 async def publish_forecasts(pool: asyncpg.Pool, kv: KeyValue, catalogue: Catalogue, *, min_cases: int) -> int:
     now, published = datetime.now(UTC), 0
     months = window(now)
+    whole = Period(f"{months[0]:%Y-%m}/{months[-1]:%Y-%m}", months)
     for code in catalogue.codes():
         procedure = catalogue.latest(code)
         if procedure is None:
             continue
-        data = await queries.aggregates(pool, procedure=code, first=months[0], last=months[-1], district="")
+        data = await queries.aggregates(
+            pool,
+            procedure=code,
+            district="",
+            periods=[whole],
+            now=now,
+            measures=queries.FORECAST,
+            backlog=months[:-1],
+        )
+        open_now = await queries.open_cases(pool, code)
         steps = [s.code for s in procedure.steps if s.outcome is None]
-        forecast = procedure_forecast(data, steps=steps, months=months, now=now, min_cases=min_cases)
+        forecast = procedure_forecast(
+            data, steps=steps, window=whole, open_now=open_now, now=now, min_cases=min_cases
+        )
         await kv.put(f"forecast.{code}", json.dumps({"procedure": code, **forecast}).encode())
         published += 1
     return published

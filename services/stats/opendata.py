@@ -375,11 +375,10 @@ async def month_series(
     pool: asyncpg.Pool, *, procedure: str, district: str, months: list[date], threshold: int, now: datetime
 ) -> list[PeriodFigures]:
     """The figures of each month, exactly as `GET /v1/stats/procedures/{code}` publishes them."""
-    data = await queries.aggregates(
-        pool, procedure=procedure, first=months[0], last=months[-1], district=district
-    )
-    figures = Figures(data, threshold=threshold, now=now)
-    return [figures.period(p) for p in periods(months, "month")]
+    shown = periods(months, "month")
+    data = await queries.aggregates(pool, procedure=procedure, district=district, periods=shown, now=now)
+    figures = Figures(data, threshold=threshold)
+    return [figures.period(p) for p in shown]
 
 
 async def _districts(pool: asyncpg.Pool, procedure: str) -> list[str]:

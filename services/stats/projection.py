@@ -1,8 +1,14 @@
 """stats' read-model writes: one function per event it folds (called from `consumers.py`).
 
 Each case row keeps what its durations need; each fold adds the case's contribution to the aggregates of
-its procedure × month × district (and of every district together, district ''). workflow's events are
-applied in the case's version order (`shared.projection.next_workflow_event`), once each.
+its procedure × month × district (and of every district together, district ''; `cells.py`). workflow's
+events are applied in the case's version order (`shared.projection.next_workflow_event`), once each.
+
+The backlog of a month (`open_at_end`, `backlog_age`) holds every case open at its end once the fold has
+sealed the month (`month_ends.py`), and until then the cases decided since (a query adds the open ones):
+so a case that closes adds its age to the months it crossed that are not sealed, and leaves the sealed
+ones whose end it did not see after all (its decision was folded late); a case that opens into sealed
+months (folded late, or imported) joins them.
 """
 
 from __future__ import annotations
@@ -12,7 +18,8 @@ from datetime import date, datetime
 
 import asyncpg
 
-from services.stats import domain
+from services.stats import domain, month_ends
+from services.stats.cells import Cell, seconds
 from shared.bus import Nak
 from shared.events import Envelope
 from shared.events.intake import CaseImported, CaseRated, CaseSubmitted
@@ -21,12 +28,13 @@ from shared.procedures import CITY_TIMEZONE
 from shared.projection import is_workflow_event, next_workflow_event
 
 SCHEMA = "stats"
-TABLES = ("step_entries", "cases", "counts", "bins", "sums")
+TABLES = ("step_entries", "cases", "counts", "bins", "sums", "sealed_months", "bins_to_date")
 CASES = "stats.cases"
 
 
 async def case_submitted(conn: asyncpg.Connection, envelope: Envelope, event: CaseSubmitted) -> None:
     district = str(event.facts.get("district") or "")
+    sealed = await month_ends.sealed_through(conn, event.procedure, at=event.submitted_at)
     inserted = await conn.fetchval(
         "INSERT INTO stats.cases(case_id, procedure, district, channel, submitted_at, legal_deadline, step, "
         "step_since) VALUES ($1, $2, $3, $4, $5, $6, $7, $5) ON CONFLICT (case_id) DO NOTHING RETURNING true",
@@ -41,10 +49,11 @@ async def case_submitted(conn: asyncpg.Connection, envelope: Envelope, event: Ca
     if not inserted:
         return
     await _entered(conn, event.case_id, event.first_step, event.submitted_at)
-    cell = _Cell(event.procedure, district)
+    cell = Cell(event.procedure, district, sealed=sealed)
     month = domain.month_of(event.submitted_at)
     await cell.count(conn, month, "submitted")
     await cell.count(conn, month, f"channel:{event.channel}")
+    await cell.backlog(conn, event.submitted_at, _months(month, sealed))
 
 
 async def workflow_event(conn: asyncpg.Connection, envelope: Envelope, event: WorkflowEvent) -> None:
@@ -65,17 +74,19 @@ async def step_changed(conn: asyncpg.Connection, envelope: Envelope, event: Step
     case = await next_workflow_event(conn, table=CASES, case_id=event.case_id, version=event.version)
     if case is None:
         return
-    cell = _Cell(case["procedure"], case["district"])
+    decision = domain.decision_of(event.outcome, tacit=event.tacit) if event.outcome else None
+    was_open = case["decided_at"] is None
+    sealed = await month_ends.sealed_through(conn, case["procedure"], at=event.at)
+    cell = Cell(case["procedure"], case["district"], sealed=sealed)
     await cell.duration(
-        conn, domain.month_of(event.at), f"step:{event.from_step}", _seconds(case["step_since"], event.at)
+        conn, domain.month_of(event.at), f"step:{event.from_step}", seconds(case["step_since"], event.at)
     )
     paused_since, paused_seconds = case["paused_since"], case["paused_seconds"]
     if paused_since is not None and (not event.clock_paused or event.outcome):
-        paused_seconds += _seconds(paused_since, event.at)
+        paused_seconds += seconds(paused_since, event.at)
         paused_since = None
     elif paused_since is None and event.clock_paused and not event.outcome:
         paused_since = event.at
-    decision = domain.decision_of(event.outcome, tacit=event.tacit) if event.outcome else None
     await conn.execute(
         "UPDATE stats.cases SET workflow_version = $2, step = $3, step_since = $4, paused_since = $5, "
         "paused_seconds = $6, legal_deadline = $7, decided_at = $8, decision = $9 WHERE case_id = $1",
@@ -89,19 +100,23 @@ async def step_changed(conn: asyncpg.Connection, envelope: Envelope, event: Step
         event.at if decision else None,
         decision,
     )
+    submitted_at = case["submitted_at"]
     if decision is None:
         await _entered(conn, event.case_id, event.to_step, event.at)
-    else:
-        await _remaining(conn, cell, event.case_id, decided_at=event.at, decision=decision)
-        await _decided(
-            conn,
-            cell,
-            submitted_at=case["submitted_at"],
-            at=event.at,
-            decision=decision,
-            paused_seconds=paused_seconds,
-            legal_deadline=event.legal_deadline,
-        )
+        if not was_open:  # no procedure leaves a final step, but the figures follow the events
+            await cell.backlog(conn, submitted_at, _months(domain.month_of(submitted_at), sealed))
+        return
+    await _remaining(conn, cell, event.case_id, decided_at=event.at, decision=decision)
+    await _decided(
+        conn,
+        cell,
+        submitted_at=submitted_at,
+        at=event.at,
+        decision=decision,
+        paused_seconds=paused_seconds,
+        legal_deadline=event.legal_deadline,
+    )
+    await _closed(conn, cell, submitted_at=submitted_at, at=event.at, sealed=sealed if was_open else None)
 
 
 async def case_imported(conn: asyncpg.Connection, envelope: Envelope, event: CaseImported) -> None:
@@ -112,9 +127,10 @@ async def case_imported(conn: asyncpg.Connection, envelope: Envelope, event: Cas
         if entry.event == "waiting-for-citizen":
             paused_since = entry.at
         elif paused_since is not None:
-            paused_seconds, paused_since = paused_seconds + _seconds(paused_since, entry.at), None
+            paused_seconds, paused_since = paused_seconds + seconds(paused_since, entry.at), None
     decision = domain.imported_decision(last.outcome) if last.outcome else None
     district = str(event.facts.get("district") or "")
+    sealed = await month_ends.sealed_through(conn, event.procedure, at=last.at)
     inserted = await conn.fetchval(
         "INSERT INTO stats.cases(case_id, procedure, district, channel, submitted_at, legal_deadline, step, "
         "step_since, paused_since, paused_seconds, decided_at, decision) "
@@ -134,19 +150,22 @@ async def case_imported(conn: asyncpg.Connection, envelope: Envelope, event: Cas
     )
     if not inserted:
         return
-    cell, month = _Cell(event.procedure, district), domain.month_of(submitted_at)
+    cell, month = Cell(event.procedure, district, sealed=sealed), domain.month_of(submitted_at)
     await cell.count(conn, month, "submitted")
     await cell.count(conn, month, f"channel:{event.channel}")
-    if decision is not None:
-        await _decided(
-            conn,
-            cell,
-            submitted_at=submitted_at,
-            at=last.at,
-            decision=decision,
-            paused_seconds=paused_seconds,
-            legal_deadline=event.legal_deadline,
-        )
+    if decision is None:
+        await cell.backlog(conn, submitted_at, _months(month, sealed))
+        return
+    await _decided(
+        conn,
+        cell,
+        submitted_at=submitted_at,
+        at=last.at,
+        decision=decision,
+        paused_seconds=paused_seconds,
+        legal_deadline=event.legal_deadline,
+    )
+    await _closed(conn, cell, submitted_at=submitted_at, at=last.at, sealed=None)
 
 
 async def case_rated(conn: asyncpg.Connection, envelope: Envelope, event: CaseRated) -> None:
@@ -156,14 +175,14 @@ async def case_rated(conn: asyncpg.Connection, envelope: Envelope, event: CaseRa
     )
     if case is None:
         raise Nak("the case is not folded yet")
-    cell, month = _Cell(case["procedure"], case["district"]), domain.month_of(event.rated_at)
+    cell, month = Cell(case["procedure"], case["district"]), domain.month_of(event.rated_at)
     await cell.count(conn, month, f"rating:{event.rating}")
     await cell.add(conn, month, "rating", float(event.rating))
 
 
 async def _decided(
     conn: asyncpg.Connection,
-    cell: _Cell,
+    cell: Cell,
     *,
     submitted_at: datetime,
     at: datetime,
@@ -174,19 +193,25 @@ async def _decided(
     month = domain.month_of(at)
     await cell.count(conn, month, f"decided:{decision}")
     if decision.is_decision:
-        elapsed = _seconds(submitted_at, at)
+        elapsed = seconds(submitted_at, at)
         await cell.duration(conn, month, "elapsed", elapsed)
         await cell.duration(conn, month, "legal", max(0.0, elapsed - paused_seconds))
         if legal_deadline is not None:
             await cell.count(conn, month, "deadline:known")
             if at.astimezone(CITY_TIMEZONE).date() <= legal_deadline:
                 await cell.count(conn, month, "deadline:met")
-    # The case was open at the end of every month it crossed: its age then joins those months' backlog.
-    for crossed in domain.month_ends_crossed(submitted_at, at):
-        await cell.count(conn, crossed, "open_at_end")
-        await cell.duration(
-            conn, crossed, "backlog_age", _seconds(submitted_at, domain.month_end(crossed)), with_sum=False
-        )
+
+
+async def _closed(
+    conn: asyncpg.Connection, cell: Cell, *, submitted_at: datetime, at: datetime, sealed: date | None
+) -> None:
+    """The case was open at the end of every month it crossed: its age then joins those months' backlog.
+    It was counted already in the months sealed while it was open (`sealed`: the last of them, None if it
+    was not open), and taken out of those whose end it did not see after all."""
+    crossed = domain.month_ends_crossed(submitted_at, at)
+    counted = _months(domain.month_of(submitted_at), sealed)
+    await cell.backlog(conn, submitted_at, [m for m in crossed if m not in counted])
+    await cell.backlog(conn, submitted_at, [m for m in counted if m not in crossed], remove=True)
 
 
 async def _entered(conn: asyncpg.Connection, case_id: uuid.UUID, step: str, at: datetime) -> None:
@@ -200,7 +225,7 @@ async def _entered(conn: asyncpg.Connection, case_id: uuid.UUID, step: str, at: 
 
 async def _remaining(
     conn: asyncpg.Connection,
-    cell: _Cell,
+    cell: Cell,
     case_id: uuid.UUID,
     *,
     decided_at: datetime,
@@ -218,7 +243,7 @@ async def _remaining(
             conn,
             month,
             f"remaining:{entry['step']}",
-            _seconds(entry["entered_at"], decided_at),
+            seconds(entry["entered_at"], decided_at),
             with_sum=False,
         )
 
@@ -227,39 +252,6 @@ async def _bump(conn: asyncpg.Connection, case_id: uuid.UUID, version: int) -> N
     await conn.execute("UPDATE stats.cases SET workflow_version = $2 WHERE case_id = $1", case_id, version)
 
 
-def _seconds(start: datetime, end: datetime) -> float:
-    return max(0.0, (end - start).total_seconds())
-
-
-class _Cell:
-    """The aggregates one case adds to: its district's and every district's together."""
-
-    def __init__(self, procedure: str, district: str) -> None:
-        self.procedure = procedure
-        self.districts = ("", district) if district else ("",)
-
-    async def count(self, conn: asyncpg.Connection, month: date, measure: str) -> None:
-        await conn.executemany(
-            "INSERT INTO stats.counts(procedure, month, district, measure, n) VALUES ($1, $2, $3, $4, 1) "
-            "ON CONFLICT (procedure, month, district, measure) DO UPDATE SET n = stats.counts.n + 1",
-            [(self.procedure, month, d, measure) for d in self.districts],
-        )
-
-    async def duration(
-        self, conn: asyncpg.Connection, month: date, measure: str, seconds: float, *, with_sum: bool = True
-    ) -> None:
-        await conn.executemany(
-            "INSERT INTO stats.bins(procedure, month, district, measure, bin, n) VALUES ($1, $2, $3, $4, $5, 1) "
-            "ON CONFLICT (procedure, month, district, measure, bin) DO UPDATE SET n = stats.bins.n + 1",
-            [(self.procedure, month, d, measure, domain.bin_of(seconds)) for d in self.districts],
-        )
-        if with_sum:
-            await self.add(conn, month, measure, seconds)
-
-    async def add(self, conn: asyncpg.Connection, month: date, measure: str, value: float) -> None:
-        await conn.executemany(
-            "INSERT INTO stats.sums(procedure, month, district, measure, n, total) "
-            "VALUES ($1, $2, $3, $4, 1, $5) ON CONFLICT (procedure, month, district, measure) "
-            "DO UPDATE SET n = stats.sums.n + 1, total = stats.sums.total + EXCLUDED.total",
-            [(self.procedure, month, d, measure, value) for d in self.districts],
-        )
+def _months(first: date, last: date | None) -> list[date]:
+    """The months from `first` to `last` (none if `last` is None)."""
+    return domain.months_between(first, last) if last else []

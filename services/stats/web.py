@@ -442,16 +442,21 @@ async def dashboard(
     now = datetime.now(UTC)
     window = _window(now, length)
     this_month = domain.month_of(now)
-    data = await queries.aggregates(pool, procedure=code, first=window[0], last=this_month, district="")
-    figures = Figures(data, threshold=settings.suppression_threshold, now=now)
+    monthly = periods(window, "month")
+    whole = Period(f"{window[0]:%Y-%m}/{window[-1]:%Y-%m}", window)
+    today = periods([this_month], "month")[0]
+    data = await queries.aggregates(
+        pool, procedure=code, district="", periods=[*monthly, whole, today], now=now
+    )
+    figures = Figures(data, threshold=settings.suppression_threshold)
     t = Texts(lang)
     page = Dashboard(
         t=t,
         procedure=chosen,
         months=window,
-        monthly=[figures.period(p) for p in periods(window, "month")],
-        window=figures.period(Period(f"{window[0]:%Y-%m}/{window[-1]:%Y-%m}", window)),
-        today=figures.period(periods([this_month], "month")[0]),
+        monthly=[figures.period(p) for p in monthly],
+        window=figures.period(whole),
+        today=figures.period(today),
     )
     # vl-convert renders in this thread pool, away from the event loop.
     sections = await run_in_threadpool(page.sections)
