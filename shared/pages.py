@@ -11,17 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+from babel import Locale, UnknownLocaleError
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from shared.i18n import direction, languages, translate
+from shared.i18n import catalogues, direction, languages, translate
 from shared.procedures import CITY_TIMEZONE
 
 HERE = Path(__file__).parent
@@ -108,9 +110,14 @@ class Texts:
         return translate(key, self.lang, **params)
 
     def plural(self, key: str, n: int, **params: object) -> str:
-        """`key.one` or `key.other`; whether 0 is singular is the language's call (`page.plural.zero`)."""
-        one = n == 1 or (n == 0 and self("page.plural.zero") == "one")
-        return self(f"{key}.{'one' if one else 'other'}", n=n, **params)
+        """`key.<form>` for the language's plural form of `n` (CLDR: zero, one, two, few, many, other;
+        French says "0 jour", Arabic has a dual), or `key.other` where the language's file has no text
+        for that form."""
+        form = _plural_form(self.lang, n)
+        texts = catalogues().get(self.lang, {})
+        if f"{key}.{form}" not in texts and form != "one":
+            form = "other"
+        return self(f"{key}.{form}", n=n, **params)
 
     def duration(self, *, months: int = 0, days: int = 0) -> str:
         """A period in words, like "2 mois" or "1 month and 15 days"."""
@@ -132,6 +139,19 @@ class Texts:
     def time(self, value: date | datetime) -> Markup:
         """A `<time>` element reading like "21 novembre 2026"."""
         return Markup('<time datetime="{}">{}</time>').format(city_day(value).isoformat(), self.day(value))
+
+
+@cache
+def _locale(lang: str) -> Locale | None:
+    try:
+        return Locale.parse(lang)
+    except (ValueError, UnknownLocaleError):
+        return None
+
+
+def _plural_form(lang: str, n: int) -> str:
+    locale = _locale(lang)
+    return locale.plural_form(n) if locale is not None else ("one" if n == 1 else "other")
 
 
 def city_day(value: date | datetime) -> date:

@@ -186,11 +186,20 @@ def test_dates_read_as_people_write_them(lang: str, value: date, shown: str) -> 
     assert f">{shown}</time>" in Texts(lang).time(value)
 
 
+# Plural forms a language may have beyond `one` and `other` (CLDR): Arabic's dual, few and many.
+EXTRA_PLURAL_FORMS = ("zero", "two", "few", "many")
+
+
 def test_every_language_has_every_page_text() -> None:
-    page_keys = {lang: {k for k in texts if k.startswith("page.")} for lang, texts in catalogues().items()}
-    assert page_keys["fr"]
-    for lang, keys in page_keys.items():
-        assert keys == page_keys["fr"], lang
+    def page_keys(texts: dict[str, str]) -> set[str]:
+        return {k for k in texts if k.startswith("page.") and k.rsplit(".", 1)[-1] not in EXTRA_PLURAL_FORMS}
+
+    keys = {lang: page_keys(texts) for lang, texts in catalogues().items()}
+    assert keys["fr"]
+    for lang, texts in catalogues().items():
+        assert keys[lang] == keys["fr"], lang
+        extra = {k.rsplit(".", 1)[0] for k in texts if k.rsplit(".", 1)[-1] in EXTRA_PLURAL_FORMS}
+        assert {f"{base}.other" for base in extra} <= set(texts), f"{lang}: a plural form without its other"
 
 
 @pytest.mark.parametrize(
