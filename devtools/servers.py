@@ -18,11 +18,12 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 PG_USER = "embedded_postgres"
 
@@ -79,6 +80,22 @@ def _stop(proc: subprocess.Popen[bytes] | None, *, kill: bool = False) -> None:
         proc.wait()
 
 
+_Server = TypeVar("_Server", bound="NatsServer | SmtpServer")
+
+
+def _on_a_free_port(server: _Server, start: Callable[[], _Server]) -> _Server:
+    """Start a server, on another free port if one was not given and another process took this one
+    between the probe and the bind."""
+    for attempt in range(3):
+        try:
+            return start()
+        except RuntimeError:
+            if server.fixed_port or attempt == 2:
+                raise
+            server.port = free_port()
+    return server
+
+
 class NatsServer:
     def __init__(self, *, store: Path, port: int | None = None) -> None:
         self.store, self.port, self.fixed_port = store, port or free_port(), port is not None
@@ -99,14 +116,7 @@ class NatsServer:
         return found
 
     def start(self) -> NatsServer:
-        for attempt in range(3):
-            try:
-                return self._start()
-            except RuntimeError:
-                if self.fixed_port or attempt == 2:
-                    raise
-                self.port = free_port()  # another process took the port between probe and bind
-        return self
+        return _on_a_free_port(self, self._start)
 
     def _start(self) -> NatsServer:
         self.store.mkdir(parents=True, exist_ok=True)
@@ -157,14 +167,7 @@ class SmtpServer:
         return f"smtp://{self.host}:{self.port}"
 
     def start(self) -> SmtpServer:
-        for attempt in range(3):
-            try:
-                return self._start()
-            except RuntimeError:
-                if self.fixed_port or attempt == 2:
-                    raise
-                self.port = free_port()  # another process took the port between probe and bind
-        return self
+        return _on_a_free_port(self, self._start)
 
     def _start(self) -> SmtpServer:
         self.maildir.parent.mkdir(parents=True, exist_ok=True)
