@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 import httpx
@@ -39,8 +41,7 @@ VALID_DATA: dict[str, dict[str, Any]] = {
     },
     "signalement-voirie": {
         "category": "eclairage",
-        "location": {"latitude": 45.7578, "longitude": 4.8320},
-        "district": "centre",
+        "location": {"address": "3 place du Marché"},
         "description": "Le lampadaire devant le numéro 3 ne s'allume plus depuis une semaine.",
     },
 }
@@ -58,13 +59,20 @@ def submission(procedure: str) -> dict[str, Any]:
 
 
 def load(intake_url: str) -> list[dict[str, Any]]:
-    """Submit one demo case per procedure; the same Idempotency-Key makes a second `make run` reuse them."""
+    """Submit one demo case per procedure; the same Idempotency-Key makes a second `make run` reuse them.
+    The key names the demo data too: when a release changes a demo case, it is a new case, not a 422 for
+    a key reused with other data."""
     cases = []
     with httpx.Client(base_url=intake_url, timeout=30) as client:
         for procedure in VALID_DATA:
+            body = submission(procedure)
+            digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
             answer = client.post(
-                "/v1/cases", json=submission(procedure), headers={"Idempotency-Key": f"demo-{procedure}"}
+                "/v1/cases", json=body, headers={"Idempotency-Key": f"demo-{procedure}-{digest}"}
             )
-            answer.raise_for_status()
+            if answer.is_error:
+                raise SystemExit(
+                    f"the demo case of {procedure} was refused ({answer.status_code}): {answer.text}"
+                )
             cases.append(answer.json())
     return cases

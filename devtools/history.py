@@ -24,6 +24,7 @@ from typing import Any
 from services.intake.imports import import_lines
 from services.intake.settings import IntakeSettings
 from shared.db import create_pool
+from shared.places import Districts, Point, cell_of
 from shared.procedures import CITY_TIMEZONE, Catalogue, FieldType, Procedure, load_catalogue
 
 SEED = 20_260_322
@@ -74,11 +75,25 @@ def _facts(procedure: Procedure, rng: random.Random) -> dict[str, Any]:
     for f in procedure.fields:
         if not f.public:
             continue
-        if f.choices:
+        if f.publishes_district and procedure.districts is not None:
+            facts.update(_place(procedure.districts, rng))
+        elif f.choices:
             facts[f.name] = rng.choice(f.choices).value
         elif f.type in (FieldType.INTEGER, FieldType.NUMBER):
             facts[f.name] = int(min(f.maximum or 400, max(f.minimum or 5, rng.lognormvariate(4.2, 0.6))))
     return facts
+
+
+def _place(districts: Districts, rng: random.Random) -> dict[str, str]:
+    """A street report's published place: a district (the centre, busier, more often) and the H3 cell of
+    a point drawn inside its polygon."""
+    chosen = rng.choices(list(districts), [3 if d.code == "centre" else 1 for d in districts])[0]
+    west, south, east, north = chosen.geometry.bounds
+    while True:
+        point = Point(rng.uniform(south, north), rng.uniform(west, east))
+        found = districts.containing(point)
+        if found is not None and found.code == chosen.code:
+            return {"district": chosen.code, "cell": cell_of(point)}
 
 
 def _channel(rng: random.Random, progress: float) -> str:

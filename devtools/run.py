@@ -12,6 +12,7 @@ anything starts.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -48,6 +49,8 @@ SMTP_PORT = Port("SMTP", "SUIVI_SMTP_PORT", 2525)
 MAILDIR = DATA / "mail"
 SMS_DIR = DATA / "sms"
 DOCUMENTS_DIR = DATA / "documents"
+# The development key of a 311 app (Open311 `api_key`), made once and kept with the data.
+OPEN311_KEY_FILE = DATA / "open311-api-key"
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,12 @@ SERVICES = (
     _service("intake", "INTAKE_PORT", 8001, "submit a procedure (API docs at /docs)"),
     _service("workflow", "WORKFLOW_PORT", 8002, "agents' API (token: make token)"),
     _service("tracking", "TRACKING_PORT", 8003, "follow a case by its tracking code"),
-    _service("stats", "STATS_PORT", 8004, "waiting times: dashboard at /, open data at /v1/stats/open-data/"),
+    _service(
+        "stats",
+        "STATS_PORT",
+        8004,
+        "waiting times at /, street reports at /statistiques/signalements, open data at /v1/stats/open-data/",
+    ),
     _service("notify", "NOTIFY_PORT", 8005, "citizens' e-mails/SMS and webhooks; /v1/asyncapi.json"),
 )
 
@@ -138,6 +146,7 @@ class Stack:
         env.setdefault("INTAKE_URL", _url("intake"))  # tracking sends its page's rating form there
         # Citizens' files (plans, photos): a local folder here, an S3 bucket in production.
         env.setdefault("DOCUMENTS_DIR", str(DOCUMENTS_DIR))
+        env.setdefault("OPEN311_API_KEYS", open311_key())
         if "OIDC_JWKS_URL" not in env:
             # The development identity provider: `make token` signs agent tokens with its key. workflow
             # checks agents' tokens with it, and intake admins' (`POST /v1/imports`, ROLE=admin).
@@ -187,6 +196,14 @@ class Stack:
                 print(f"could not stop {name} cleanly: {exc!r}")
 
 
+def open311_key() -> str:
+    """A 311 app's key for this machine (`POST /open311/v2/requests.json`), random, kept in `.data/`."""
+    if not OPEN311_KEY_FILE.is_file():
+        OPEN311_KEY_FILE.write_text(secrets.token_urlsafe(24) + "\n", encoding="utf-8")
+        OPEN311_KEY_FILE.chmod(0o600)
+    return OPEN311_KEY_FILE.read_text(encoding="utf-8").strip()
+
+
 def _notify_env(env: dict[str, str]) -> None:
     """notify's links in its messages, the SMS it would send, and webhooks to a receiver on this machine."""
     notify = next(s for s in SERVICES if s.name == "notify")
@@ -197,7 +214,7 @@ def _notify_env(env: dict[str, str]) -> None:
     env.setdefault("WEBHOOK_ALLOW_PRIVATE", "loopback")
 
 
-def _print_urls(cases: list[dict[str, str]], *, smtp: SmtpServer | None) -> None:
+def _print_urls(cases: list[dict[str, str]], *, smtp: SmtpServer | None, open311_key: str) -> None:
     print("\nSuivi is running. Ctrl-C stops everything.\n")
     for s in SERVICES:
         print(f"  {s.name:<10} {s.url:<24} {s.description}")
@@ -206,6 +223,11 @@ def _print_urls(cases: list[dict[str, str]], *, smtp: SmtpServer | None) -> None
     print(f"Citizens' files (plans, photos): in {os.environ.get('DOCUMENTS_DIR', DOCUMENTS_DIR)}")
     print("\nAn agent token for the workflow API: make -s token ROLE=agent SERVICE=urbanisme")
     print("18 months of realistic past cases for the statistics (in another terminal): make demo")
+    print(
+        f"\nOpen311 GeoReport v2 (street reports): services at {_url('intake')}/open311/v2/services.json, "
+        f"requests (GET, and POST for a 311 app) at {_url('tracking')}/open311/v2/requests.json"
+    )
+    print(f"  a 311 app's api_key for this machine: {open311_key}  (OPEN311_API_KEYS)")
     print("\nDemo cases (tracking code, page):")
     for case in cases:
         print(f"  {case['procedure']:<30} {case['tracking_code']}  {case['tracking_url']}")
@@ -238,7 +260,8 @@ def main() -> None:
     try:
         env = stack.start_servers()
         stack.start_services(env)
-        _print_urls(demo.load(_url("intake")), smtp=stack.smtp)
+        open311 = env["OPEN311_API_KEYS"].split(",")[0].strip()
+        _print_urls(demo.load(_url("intake")), smtp=stack.smtp, open311_key=open311)
         stack.watch()
     except KeyboardInterrupt:
         print("\nstopping Suivi...", flush=True)

@@ -10,18 +10,28 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 from zoneinfo import ZoneInfo
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from shared.i18n import DEFAULT_LANGUAGE, languages
+from shared.places import Districts, PlacesError
 
 CODE_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
 # Deadlines and dates shown to people count in the city's calendar days, not UTC's.
@@ -93,6 +103,12 @@ class Choice(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     value: str = Field(pattern=CODE_PATTERN)
     label: Text
+    # The service a case goes to when this value is chosen (a street report's category: lighting to
+    # `eclairage`, night-time noise to `police-municipale`); the procedure's `service` otherwise.
+    service: str | None = Field(default=None, pattern=CODE_PATTERN)
+    # A report of this kind could point at a person (harassment, night-time noise at an address): its
+    # grid cell is not published, only its district, and it is not listed in public (Open311 GETs).
+    sensitive: bool = False
 
 
 class FormField(BaseModel):
@@ -204,6 +220,9 @@ class Step(BaseModel):
     expected_days: int | None = Field(default=None, ge=0)
     # Set on final steps: what the case ended with.
     outcome: Outcome | None = None
+    # A street report's "done" ("service fait"): this many days after it, the reporter is asked whether
+    # the problem is really fixed; "not fixed" takes the citizen's transition out of this step (reopens).
+    ask_if_fixed_after_days: int | None = Field(default=None, ge=1)
 
 
 class Role(StrEnum):
@@ -257,6 +276,7 @@ class Procedure(BaseModel):
     fields: tuple[FormField, ...]
     steps: tuple[Step, ...] = Field(min_length=2)
     transitions: tuple[Transition, ...]
+    _districts: Districts | None = PrivateAttr(default=None)
 
     @field_validator("fields")
     @classmethod
@@ -280,10 +300,70 @@ class Procedure(BaseModel):
         if not any(s.outcome for s in self.steps):
             raise ValueError("at least one step must be final (have an `outcome`)")
         for t in self.transitions:
-            if self.steps_by_code[t.from_].outcome is not None:
-                raise ValueError(f"transition {t.action} leaves the final step {t.from_}")
+            self._check_leaves_final(t)
+        self._check_routing()
         self._check_tacit_step()
         return self
+
+    def _check_leaves_final(self, t: Transition) -> None:
+        """Only the reporter saying "not fixed" may leave a final step (a done report, reopened)."""
+        step = self.steps_by_code[t.from_]
+        if step.ask_if_fixed_after_days is not None:
+            if step.outcome is None:
+                raise ValueError(f"step {step.code}: `ask_if_fixed_after_days` only goes on a final step")
+            reopen = [x for x in self.transitions if x.from_ == step.code]
+            if len(reopen) != 1 or reopen[0].roles != (Role.CITIZEN,):
+                raise ValueError(
+                    f"step {step.code} asks if it is fixed: it needs exactly one transition out of it, "
+                    'with `roles: [citizen]` (what "not fixed" does)'
+                )
+        elif step.outcome is not None:
+            raise ValueError(f"transition {t.action} leaves the final step {t.from_}")
+
+    def _check_routing(self) -> None:
+        routed = [f.name for f in self.fields if any(c.service for c in f.choices)]
+        if len(routed) > 1:
+            raise ValueError(f"only one field may route cases to services; {', '.join(routed)} do")
+
+    def service_for(self, data: Mapping[str, Any]) -> str:
+        """The service a case with this form data goes to: its routing choice's, else the procedure's."""
+        for f in self.fields:
+            for choice in f.choices:
+                if choice.service and data.get(f.name) == choice.value:
+                    return choice.service
+        return self.service
+
+    def sensitive(self, data: Mapping[str, Any]) -> bool:
+        """Whether a case with this form data is of a kind whose place is published only as its district."""
+        return any(c.sensitive and data.get(f.name) == c.value for f in self.fields for c in f.choices)
+
+    @property
+    def services(self) -> list[str]:
+        """Every service this procedure's cases can go to."""
+        routed = {c.service for f in self.fields for c in f.choices if c.service}
+        return sorted(routed | {self.service})
+
+    @property
+    def districts(self) -> Districts | None:
+        """The district polygons shipped beside the definition (`districts.geojson`), if any."""
+        return self._districts
+
+    @property
+    def fact_names(self) -> list[str]:
+        """The names of the public facts a case of this procedure carries on the bus: its public fields';
+        for a place found in the district polygons, `district` and `cell` (its H3 cell) instead."""
+        names: list[str] = []
+        for f in self.fields:
+            if f.publishes_district and self._districts is not None:
+                names += ["district", "cell"]
+            elif f.public:
+                names.append(f.name)
+        return names
+
+    @property
+    def located(self) -> FormField | None:
+        """The location field whose district is public (a street report's place), if any."""
+        return next((f for f in self.fields if f.publishes_district), None)
 
     def _check_tacit_step(self) -> None:
         deadline = self.legal_deadline
@@ -360,7 +440,32 @@ def _load_file(path: Path) -> Procedure:
             f"{path}: code/version say {procedure.code} v{procedure.version}, "
             f"the file should then be {procedure.code}/v{procedure.version}.yaml"
         )
+    _attach_districts(procedure, path.parent / "districts.geojson")
     return procedure
+
+
+def _attach_districts(procedure: Procedure, path: Path) -> None:
+    """A procedure whose place publishes its district finds it from the point when its folder ships the
+    district polygons; their codes are then exactly the field's districts (`choices`)."""
+    located = procedure.located
+    if located is None or not path.is_file():
+        return
+    try:
+        districts = Districts.load(path)
+    except PlacesError as exc:
+        raise CatalogueError(f"{path}: {exc}") from exc
+    if taken := {"district", "cell"} & {f.name for f in procedure.fields}:
+        raise CatalogueError(
+            f"{path}: with the districts' polygons, a place's facts `district` and `cell` come from the "
+            f"place; rename the field(s) {', '.join(sorted(taken))} of {procedure.code} v{procedure.version}"
+        )
+    expected, shipped = {c.value for c in located.choices}, set(districts.codes)
+    if expected != shipped:
+        raise CatalogueError(
+            f"{path}: the polygons' `code`s ({', '.join(sorted(shipped))}) must be the districts of field "
+            f"{located.name} in {procedure.code} v{procedure.version} ({', '.join(sorted(expected))})"
+        )
+    procedure._districts = districts
 
 
 def load_catalogue(directory: Path) -> Catalogue:

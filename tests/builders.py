@@ -1,10 +1,14 @@
-"""Builders for test data: valid submissions for each procedure, with overrides."""
+"""Builders for test data: valid submissions for each procedure, with overrides; and an agent's action on
+a case as workflow shows it now."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
 from devtools.demo import APPLICANT, VALID_DATA
+from tests.waiting import eventually
 
 
 def make_case(
@@ -21,3 +25,24 @@ def make_case(
         "applicant": {**APPLICANT, **(applicant or {})},
         "channel": channel,
     }
+
+
+async def act_now(
+    workflow: httpx.AsyncClient,
+    agent: dict[str, str],
+    case: dict[str, Any],
+    action: str,
+    *,
+    lang: str | None = None,
+    **extra: Any,
+) -> httpx.Response:
+    """The agent (`agent`: their headers) does `action` on `case` at the version workflow shows now, once
+    workflow has opened it; `extra` goes in the body (`comment`, `duplicate_of`...). The answer is
+    workflow's, in `lang` if one is given."""
+    url, params = f"/v1/cases/{case['case_id']}", {"lang": lang} if lang else {}
+    seen = await eventually(
+        lambda: workflow.get(url, headers=agent, params=params), until=lambda r: r.status_code == 200
+    )
+    assert seen.status_code == 200, seen.text
+    body = {"action": action, "expected_version": seen.json()["version"], **extra}
+    return await workflow.post(f"{url}/actions", headers=agent, params=params, json=body)

@@ -63,6 +63,7 @@ def served(
         "NATS_URL": nats.url,
         "ENVIRONMENT": "test",
         "INTAKE_INTERNAL_URL": procs["intake"].url,
+        "INTAKE_URL": procs["intake"].url,  # tracking sends its forms and Open311 POSTs on to intake
         "OIDC_JWKS_FILE": str(issuer / dev_issuer.JWKS_FILE),
         "OIDC_ISSUER": dev_issuer.DEV_ISSUER,
     }

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import asyncpg
+import httpx
 
 T = TypeVar("T")
 
@@ -34,3 +35,16 @@ async def query(database_url: str, sql: str, *args: Any) -> list[asyncpg.Record]
 async def scalar(database_url: str, sql: str, *args: Any) -> Any:
     rows = await query(database_url, sql, *args)
     return rows[0][0]
+
+
+async def tracked(
+    tracking: httpx.AsyncClient, case: dict[str, Any], until: Callable[[Any], Any]
+) -> dict[str, Any]:
+    """tracking's JSON view of `case` (in English) once `until` holds for it."""
+    seen = await eventually(
+        lambda: tracking.get(f"/v1/track/{case['tracking_code']}", params={"lang": "en"}),
+        until=lambda r: r.status_code == 200 and until(r.json()),
+    )
+    assert seen.status_code == 200 and until(seen.json()), seen.text
+    view: dict[str, Any] = seen.json()
+    return view

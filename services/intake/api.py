@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
-from services.intake import documents, domain, queries
-from services.intake.deps import CatalogueDep, IdempotencyKey, Pool, SettingsDep
-from services.intake.documents import NO_FILES, DocumentStore, Received, UploadsDep
+from services.intake import documents, domain, nearby, places, queries
+from services.intake.deps import CatalogueDep, IdempotencyKey
+from services.intake.documents import NO_FILES, Received, UploadsDep
 from services.intake.schemas import (
     ApplicantCreate,
     CaseCreate,
@@ -30,6 +30,7 @@ from shared.deps import procedure_or_404
 from shared.http import ApiError, Lang
 from shared.idempotency import Answer, Idempotent
 from shared.objectstore import ObjectStore
+from shared.places import Geocoder
 from shared.procedures import Catalogue, FieldType, Procedure, Text
 from shared.telemetry import current_traceparent, meter
 
@@ -160,6 +161,7 @@ async def _submit(
     events = domain.first_events(submission, traceparent=current_traceparent())
     await queries.record_submission(conn, submission=submission, events=events)
     await queries.record_documents(conn, case_id=submission.case_id, documents=files.checked)
+    await nearby.record_place(conn, submission=submission)
     case = {
         "case_id": submission.case_id,
         "tracking_code": submission.tracking_code,
@@ -202,20 +204,25 @@ async def submit(
     key: str | None,
     files: Received = NO_FILES,
     store: ObjectStore | None = None,
+    geocoder: Geocoder | None = None,
 ) -> Submitted:
     """Check and record a submission, once per `key`: the one path of the JSON route and of the form
     pages. `files` are the form's files (`documents.receive_fields`), kept in `store` before the case is
     recorded, and deleted again if it is not. Raises `ApiError` (an unknown procedure, 404; invalid
     fields, 422, with each field's problem), `idempotency.KeyReused`, an `ObjectStoreError` or a
-    database error (nothing was recorded)."""
+    database error (nothing was recorded). A street report's address is turned into a point by
+    `geocoder` first (the key's fingerprint is of the request as sent)."""
+    located = body
+    if geocoder is not None and (procedure := catalogue.latest(body.procedure)) is not None:
+        located = body.model_copy(update={"data": await places.locate(procedure, body.data, geocoder)})
     if files.checked or files.errors:  # every problem is answered before a file is kept
-        _checked(body, procedure_or_404(catalogue, body.procedure), files, lang)
+        _checked(located, procedure_or_404(catalogue, body.procedure), files, lang)
     async with documents.kept(store, files.checked) as kept:
         async with pool.acquire() as conn, conn.transaction():
             answer, replayed = await idempotency.once(
                 conn,
                 _idempotent(key, body, files),
-                lambda: _submit(conn, body, catalogue, settings, lang, files),
+                lambda: _submit(conn, located, catalogue, settings, lang, files),
             )
         if replayed:
             await kept.discard()  # the first request's files are the case's
@@ -226,6 +233,25 @@ async def submit(
         cases_submitted.add(1, {"procedure": case.procedure, "channel": body.channel})
         log.info("case submitted", extra={"case_id": str(case.case_id), "procedure": case.procedure})
     return Submitted(case=case, status=answer.status, replayed=replayed)
+
+
+async def submit_from(
+    request: Request, body: CaseCreate, *, lang: str, key: str | None, files: Received = NO_FILES
+) -> Submitted:
+    """`submit`, with the pool, catalogue, settings, document store and geocoder of the app serving
+    `request`: the one call of the JSON route, the form pages and Open311's reports."""
+    state = request.app.state
+    return await submit(
+        pool=state.runtime.pool,
+        body=body,
+        catalogue=state.catalogue,
+        settings=state.settings,
+        lang=lang,
+        key=key,
+        files=files,
+        store=state.documents,
+        geocoder=state.geocoder,
+    )
 
 
 _FILES = (
@@ -241,13 +267,11 @@ _FILES = (
     openapi_extra=documents.upload_openapi("case", "CaseCreate", _FILES),
 )
 async def submit_case(
+    request: Request,
     body: CaseCreate,
     uploads: UploadsDep,
-    store: DocumentStore,
     response: Response,
-    pool: Pool,
     catalogue: CatalogueDep,
-    settings: SettingsDep,
     lang: Lang,
     key: IdempotencyKey,
 ) -> CasePublic:
@@ -258,16 +282,7 @@ async def submit_case(
     files = NO_FILES
     if uploads:
         files = await documents.receive_fields(procedure_or_404(catalogue, body.procedure), uploads, lang)
-    submitted = await submit(
-        pool=pool,
-        body=body,
-        catalogue=catalogue,
-        settings=settings,
-        lang=lang,
-        key=key,
-        files=files,
-        store=store,
-    )
+    submitted = await submit_from(request, body, lang=lang, key=key, files=files)
     if submitted.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     response.status_code = submitted.status

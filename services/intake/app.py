@@ -12,15 +12,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 from fastapi import FastAPI
 
-from services.intake import documents
+from services.intake import documents, open311, places
 from services.intake.api import router
 from services.intake.consumers import make_consumer
+from services.intake.fix_checks import router as fix_checks_router
 from services.intake.imports_api import PATH as IMPORT_PATH
 from services.intake.imports_api import ImportBodyLimit
 from services.intake.imports_api import router as imports_router
 from services.intake.internal import router as internal_router
+from services.intake.nearby_api import internal_router as nearby_internal_router
+from services.intake.nearby_api import router as nearby_router
 from services.intake.pages import router as pages_router
 from services.intake.queries import SCHEMA
 from services.intake.ratings import router as ratings_router
@@ -32,6 +36,7 @@ from shared.auth import TokenVerifier
 from shared.eventstore import OutboxRelay
 from shared.http import OwnLimit, RouteBodyLimits
 from shared.objectstore import ObjectStore
+from shared.open311_http import install_open311
 from shared.pages import mount_static
 from shared.procedures import FieldType
 from shared.runtime import Runtime
@@ -52,11 +57,23 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         settings=settings,
         migrations=Path(__file__).parent / "migrations",
         shared_sql=("eventstore", "projection", "idempotency"),
-        routers=[router, replies_router, ratings_router, imports_router, internal_router, pages_router],
+        routers=[
+            router,
+            replies_router,
+            ratings_router,
+            fix_checks_router,
+            imports_router,
+            internal_router,
+            nearby_router,
+            nearby_internal_router,
+            pages_router,
+            *open311.ROUTERS,  # last: its fallback answers anything else under /open311/v2
+        ],
         answers={
             "POST /v1/cases": (404,),  # an unknown procedure
             "POST /v1/replies": (404, 409, 429),  # an unknown code; a concurrent change; too many misses
             "POST /v1/ratings": (404, 409, 429),  # an unknown code; not decided or rated already; misses
+            "POST /v1/fix-checks": (404, 409, 429),  # an unknown code; not done or answered already; misses
         },
         on_start=_start_relay,
         max_body_bytes=max(
@@ -64,6 +81,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         ),
     )
     _check_upload_limit(app, settings)
+    install_open311(app)
     # A request with files is its JSON part for the route, the files beside it (inside the limits).
     app.add_middleware(
         documents.MultipartJson,
@@ -93,6 +111,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     for error, handler in documents.STORE_ERRORS.items():
         app.add_exception_handler(error, handler)
     app.state.reply_limiter = make_limiter(settings.reply_miss_limit)
+    app.state.geocoder = places.make_geocoder(settings, httpx.AsyncClient())
     # Admins' tokens; without an identity provider, only the import is unavailable (503, saying why).
     auth = settings.agent_auth
     app.state.token_verifier = TokenVerifier(auth) if auth is not None else None

@@ -8,6 +8,7 @@ from services.intake.settings import IntakeSettings
 from shared.auth import Agent, CurrentAgent
 from shared.deps import CatalogueDep, IdempotencyKey, Pool
 from shared.http import ApiError
+from shared.places import Geocoder
 from shared.procedures import Role
 
 
@@ -16,6 +17,13 @@ async def _settings(request: Request) -> IntakeSettings:
 
 
 SettingsDep = Annotated[IntakeSettings, Depends(_settings)]
+
+
+async def _geocoder(request: Request) -> Geocoder:
+    return cast(Geocoder, request.app.state.geocoder)
+
+
+GeocoderDep = Annotated[Geocoder, Depends(_geocoder)]
 
 
 async def _agent_tokens_checked(request: Request) -> None:
@@ -33,4 +41,4 @@ async def _admin(_: Annotated[None, Depends(_agent_tokens_checked)], agent: Curr
 # A city agent whose token says `role: admin`: 401 without a valid token, 403 for another role.
 CurrentAdmin = Annotated[Agent, Depends(_admin)]
 
-__all__ = ["CatalogueDep", "CurrentAdmin", "IdempotencyKey", "Pool", "SettingsDep"]
+__all__ = ["CatalogueDep", "CurrentAdmin", "GeocoderDep", "IdempotencyKey", "Pool", "SettingsDep"]

@@ -25,6 +25,7 @@ from shared.events.intake import CaseSubmitted, CitizenReplied
 from shared.eventstore import NewEvent
 from shared.http import unstorable
 from shared.i18n import languages, translate
+from shared.places import Districts, Point, cell_of
 from shared.procedures import CITY_TIMEZONE, FieldType, FormField, Procedure, type_names
 
 FieldError = dict[str, str]
@@ -119,16 +120,37 @@ def _location(f: FormField, value: Any) -> dict[str, Any]:
     return _place(value) | _district(f, value.get("district"))
 
 
+def _located(f: FormField, value: Any, districts: Districts) -> dict[str, Any]:
+    """A place whose district the city's polygons give: a point (sent, or found from the address by
+    `places.locate` before this check) inside the city; its district and public cell go with it."""
+    if not isinstance(value, dict):
+        raise InvalidField("field.location")
+    place = _place(value)
+    if "latitude" not in place:
+        # An address the geocoder could not place was already reported by `places.locate`.
+        raise InvalidField("field.location_not_found")
+    point = Point(place["latitude"], place["longitude"])
+    district = districts.containing(point)
+    if district is None:
+        raise InvalidField("field.location_outside")
+    return place | {"district": district.code, "cell": cell_of(point)}
+
+
 def _place(value: dict[str, Any]) -> dict[str, Any]:
     address, lat, lon = value.get("address"), value.get("latitude"), value.get("longitude")
-    if isinstance(address, str) and 3 <= len(address.strip()) <= 300 and lat is None and lon is None:
-        return {"address": address.strip()}
-    if address is None and lat is not None and lon is not None:
+    place: dict[str, Any] = {}
+    if address is not None:
+        if not isinstance(address, str) or not 3 <= len(address.strip()) <= 300:
+            raise InvalidField("field.location")
+        place["address"] = address.strip()
+    if lat is not None or lon is not None:
         for name, v, limit in (("latitude", lat, 90), ("longitude", lon, 180)):
             if isinstance(v, bool) or not isinstance(v, int | float) or not -limit <= v <= limit:
                 raise InvalidField(f"field.{name}")
-        return {"latitude": float(lat), "longitude": float(lon)}
-    raise InvalidField("field.location")
+        place |= {"latitude": float(lat), "longitude": float(lon)}  # type: ignore[arg-type]
+    if not place:
+        raise InvalidField("field.location")
+    return place
 
 
 def _district(f: FormField, district: Any) -> dict[str, str]:
@@ -141,12 +163,33 @@ def _district(f: FormField, district: Any) -> dict[str, str]:
     return {"district": str(district)}
 
 
-def public_fact(f: FormField, value: Any) -> str | int | float | bool | None:
+Fact = str | int | float | bool | None
+
+
+def public_fact(f: FormField, value: Any) -> Fact:
     """What the bus and the statistics may know of a public field's value: the value itself, or only the
     district of a location (`public: district`), never the address or the point."""
     if f.publishes_district:
         return value.get("district") if isinstance(value, dict) else None
     return value  # type: ignore[no-any-return]
+
+
+def public_facts(procedure: Procedure, data: dict[str, Any]) -> dict[str, Fact]:
+    """The public facts of a case: its public fields' values; for a place found in the city's districts,
+    `district` and `cell` (its H3 cell, about 100 m across), never the point or the address."""
+    facts: dict[str, Fact] = {}
+    for f in procedure.fields:
+        if not f.public:
+            continue
+        value = data.get(f.name)
+        if f.publishes_district and procedure.districts is not None:
+            place = value if isinstance(value, dict) else {}
+            facts["district"] = place.get("district")
+            if not procedure.sensitive(data):  # a report that could point at a person: its district only
+                facts["cell"] = place.get("cell")
+        else:
+            facts[f.name] = public_fact(f, value)
+    return facts
 
 
 _CHECKS: dict[FieldType, Callable[[FormField, Any], Any]] = {
@@ -164,9 +207,11 @@ _CHECKS: dict[FieldType, Callable[[FormField, Any], Any]] = {
 }
 
 
-def _check_field(f: FormField, value: Any) -> Any:
+def _check_field(f: FormField, value: Any, districts: Districts | None = None) -> Any:
     if (key := unstorable(value)) is not None:
         raise InvalidField(key)
+    if f.publishes_district and districts is not None:
+        return _located(f, value, districts)
     value = _CHECKS[f.type](f, value)
     if f.pattern and isinstance(value, str) and not re.fullmatch(f.pattern, value):
         raise InvalidField("field.pattern", hint="")
@@ -207,7 +252,7 @@ def check_data(
                 errors.append({"field": f"data.{f.name}", "message": translate("field.required", lang)})
             continue
         try:
-            clean[f.name] = _check_field(f, value)
+            clean[f.name] = _check_field(f, value, procedure.districts)
         except InvalidField as exc:
             params = dict(exc.params)
             if exc.key == "field.pattern" and f.pattern_hint:
@@ -292,13 +337,13 @@ class Submission:
             tracking_code_digest=tracking_code.digest(self.tracking_code),
             procedure=p.code,
             procedure_version=p.version,
-            service=p.service,
+            service=p.service_for(self.data),
             channel=self.request.channel,
             language=self.request.applicant.language,
             submitted_at=self.submitted_at,
             legal_deadline=self.legal_deadline,
             first_step=p.first_step.code,
-            facts={f.name: public_fact(f, self.data.get(f.name)) for f in p.fields if f.public},
+            facts=public_facts(p, self.data),
         )
 
 

@@ -122,14 +122,18 @@ def _constraints(f: FormField, t: Texts) -> list[str]:
     return hints
 
 
-def procedure_field(f: FormField, t: Texts, typed: Typed) -> FieldView:
+def procedure_field(f: FormField, t: Texts, typed: Typed, *, districts_known: bool = False) -> FieldView:
+    """`districts_known`: the procedure ships its district polygons, so a place's district is found from
+    the point and the form does not ask for it."""
     view = FieldView(
         name=f"data.{f.name}",
         kind=f.type.value,
         label=f.label.in_(t.lang),
         required=f.required,
         hints=([f.help.in_(t.lang)] if f.help else []) + _constraints(f, t),
-        choices=[Choice(c.value, c.label.in_(t.lang)) for c in f.choices],
+        choices=[]
+        if f.type is FieldType.LOCATION and districts_known
+        else [Choice(c.value, c.label.in_(t.lang)) for c in f.choices],
         max_length=f.max_length,
         accept=",".join(f.accept),
         max_files=f.files_at_most,

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import asyncpg
+import h3
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.intake.settings import IntakeSettings
@@ -43,7 +44,8 @@ from shared.events import make_envelope, subject_for
 from shared.events.intake import CaseImported, Channel, TimelineEntry
 from shared.eventstore import NewEvent, append
 from shared.http import unstorable
-from shared.procedures import CITY_TIMEZONE, Catalogue, load_catalogue
+from shared.places import CELL_RESOLUTION
+from shared.procedures import CITY_TIMEZONE, Catalogue, Procedure, load_catalogue
 
 SCHEMA = "intake"
 # Case ids of imported cases are derived from the procedure and the reference: the same case, the same id.
@@ -68,14 +70,28 @@ class BadLine(ValueError):
     """What is wrong with one line, in words a person fixing the file can act on."""
 
 
+def _check_place(facts: dict[str, Any], procedure: Procedure) -> None:
+    """A street report's place, as published: one of the districts, and an H3 cell of the public size."""
+    if procedure.districts is None:
+        return
+    district, cell = facts.get("district"), facts.get("cell")
+    if district is not None and procedure.districts.get(str(district)) is None:
+        raise BadLine(f"district {district!r} is not one of {', '.join(procedure.districts.codes)}")
+    if cell is not None and not (
+        isinstance(cell, str) and h3.is_valid_cell(cell) and h3.get_resolution(cell) == CELL_RESOLUTION
+    ):
+        raise BadLine(f"cell {cell!r} is not an H3 index of resolution {CELL_RESOLUTION} (about 100 m)")
+
+
 def check(line: ImportLine, catalogue: Catalogue, *, now: datetime) -> CaseImported:
     """The event a good line records; `BadLine` says what is wrong with a bad one."""
     procedure = catalogue.latest(line.procedure)
     if procedure is None:
         raise BadLine(f"unknown procedure {line.procedure!r} (known: {', '.join(catalogue.codes())})")
-    public = {f.name for f in procedure.fields if f.public}
+    public = set(procedure.fact_names)
     if unknown := sorted(set(line.facts) - public):
         raise BadLine(f"facts {unknown} are not public fields of {procedure.code} (public: {sorted(public)})")
+    _check_place(line.facts, procedure)
     timeline = line.timeline
     _check_timeline(timeline, now=now)
     submitted = timeline[0].at
@@ -90,7 +106,7 @@ def check(line: ImportLine, catalogue: Catalogue, *, now: datetime) -> CaseImpor
         case_id=uuid.uuid5(IMPORT_NAMESPACE, f"{procedure.code}/{line.reference}"),
         procedure=procedure.code,
         procedure_version=procedure.version,
-        service=procedure.service,
+        service=procedure.service_for(line.facts),
         channel=line.channel,
         legal_deadline=deadline,
         facts=line.facts,

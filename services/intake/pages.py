@@ -4,7 +4,7 @@
   and a search box (filtered here, no script).
 - `/demarches/{code}`: the procedure's form, drawn from its definition (one macro per field type in
   `templates/fields.html`), plus who applies and how they want to hear of their case. It posts to itself
-  (urlencoded or multipart: `request.form()` reads both) and goes through `api.submit`, the JSON route's
+  (urlencoded or multipart: `request.form()` reads both) and goes through `api.submit_from`, the JSON route's
   own path, with the hidden idempotency key the form was drawn with: a double click, or back and send
   again, records one case. A problem comes back as the form with what was typed, an error summary at the
   top linking to each field and the message next to it (422); an outage says so and keeps the form (503).
@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import traceback
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -28,8 +28,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from services.intake import documents, domain, queries
-from services.intake.api import SUBMISSION_SCOPE, submit
+from services.intake import documents, domain, nearby, queries
+from services.intake.api import SUBMISSION_SCOPE, submit_from
 from services.intake.deps import CatalogueDep, Pool, SettingsDep
 from services.intake.forms import (
     KEY_FIELD,
@@ -147,6 +147,11 @@ async def send_form(
         return _form(procedure, lang, typed=typed, settings=settings, files_sent=sent, **why)
 
     payload = case_request(procedure, typed, lang=lang, counter_form=settings.counter_form)
+    found = await _nearby(
+        request, pool=pool, procedure=procedure, typed=typed, data=payload["data"], settings=settings
+    )
+    if found:
+        return again(nearby_reports=found)
     try:
         body = CaseCreate.model_validate(payload)
     except ValidationError as exc:
@@ -154,16 +159,7 @@ async def send_form(
         errors = request_errors(procedure, payload, exc, lang, documents=by_field, file_errors=files.errors)
         return again(errors=errors, status=422)
     try:
-        submitted = await submit(
-            pool=pool,
-            body=body,
-            catalogue=catalogue,
-            settings=settings,
-            lang=lang,
-            key=key,
-            files=files,
-            store=request.app.state.documents,
-        )
+        submitted = await submit_from(request, body, lang=lang, key=key, files=files)
     except ApiError as exc:
         return again(errors=exc.errors, status=exc.status)
     except ObjectStoreError as exc:
@@ -184,6 +180,37 @@ async def send_form(
         return again(banner="internal", status=500, reference=_logged_fault(request, exc))
     receipt = _receipt_href(str(submitted.case.case_id), key, lang)
     return RedirectResponse(receipt, status_code=303, headers={**HEADERS, **NO_STORE})
+
+
+async def _nearby(
+    request: Request,
+    *,
+    pool: asyncpg.Pool,
+    procedure: Procedure,
+    typed: Typed,
+    data: dict[str, Any],
+    settings: IntakeSettings,
+) -> list[nearby.NearbyReport]:
+    """The open reports of the same kind near the place the form names. Not asked again once the citizen
+    said theirs is another problem, nor for a form already sent (a double click: the report nearby would
+    be their own); an outage is for sending the form to say."""
+    if typed.get(nearby.CONFIRM_FIELD) == "1":
+        return []
+    try:
+        if await _stored_answer(pool, typed[KEY_FIELD]) is not None:
+            return []
+        return await nearby.before_sending(
+            pool,
+            procedure=procedure,
+            data=data,
+            geocoder=request.app.state.geocoder,
+            catalogue=request.app.state.catalogue,
+            settings=settings,
+            lang=language_of(request),
+        )
+    except UNAVAILABLE as exc:
+        _log_outage(request, exc)
+        return []
 
 
 def _receipt_href(case_id: str, key: str, lang: str) -> str:
@@ -250,16 +277,19 @@ def _form(
     status: int = 200,
     headers: dict[str, str] | None = None,
     files_sent: Iterable[str] = (),
+    nearby_reports: Sequence[nearby.NearbyReport] = (),
     **banner_params: str,
 ) -> HTMLResponse:
     """The procedure's form with what was typed, each problem next to its field and in the summary, or a
-    `banner` saying why the form came back (`unavailable`, `internal`, `already_sent`)."""
+    `banner` saying why the form came back (`unavailable`, `internal`, `already_sent`), or the open
+    reports of the same kind nearby (`nearby_reports`), to follow one of them or send it anyway."""
     t = Texts(lang)
-    asked = [procedure_field(f, t, typed) for f in procedure.fields]
+    known = procedure.districts is not None
+    asked = [procedure_field(f, t, typed, districts_known=known) for f in procedure.fields]
     applicant = applicant_fields(t, typed, counter_form=settings.counter_form)
     summary = with_errors(asked + applicant, errors or [], t)
     title = procedure.title.in_(lang)
-    sent_back = status != 200
+    sent_back = status != 200 or bool(nearby_reports)
     if sent_back:
         choose_again(asked, files_sent, t)
     return _render(
@@ -268,7 +298,7 @@ def _form(
         status=status,
         # What was typed is personal data: a form sent back with it is never kept.
         headers={**(headers or {}), **(NO_STORE if sent_back else {})},
-        title=t("page.error_title", page=title) if sent_back else title,
+        title=_title(t, title, sent_back=sent_back, nearby=bool(nearby_reports)),
         # In another language the form would be blank: offered only before anything was typed.
         alternates=[] if sent_back else language_links(lang, lambda other: _form_href(procedure, other)),
         procedure=procedure,
@@ -283,10 +313,21 @@ def _form(
         key_field=KEY_FIELD,
         action=_form_href(procedure, lang),
         banner=banner,
+        nearby=nearby_reports,
+        nearby_radius=nearby.RADIUS_METRES,
+        nearby_rounding=nearby.ROUNDED_TO_METRES,
+        confirm_field=nearby.CONFIRM_FIELD,
+        confirmed=bool(nearby_reports) or typed.get(nearby.CONFIRM_FIELD) == "1",
         banner_text=t(f"intake.form.{banner}.text", **banner_params) if banner else "",
         catalogue=_catalogue_href(lang),
         **banner_params,
     )
+
+
+def _title(t: Texts, title: str, *, sent_back: bool, nearby: bool) -> str:
+    if nearby:
+        return t("intake.nearby.title", page=title)
+    return t("page.error_title", page=title) if sent_back else title
 
 
 def _form_href(procedure: Procedure, lang: str) -> str:

@@ -14,8 +14,10 @@ import asyncpg
 from services.intake.documents import Checked
 from services.intake.domain import Reply, Submission
 from shared import idempotency
+from shared.events import EventData, make_envelope, subject_for
 from shared.eventstore import NewEvent, VersionConflict, append
 from shared.idempotency import Answer, Idempotent
+from shared.telemetry import current_traceparent
 
 SCHEMA = "intake"
 # Concurrent replies to one case race for the case's next event version; the loser tries again.
@@ -61,7 +63,8 @@ async def get_case(pool: asyncpg.Pool, case_id: uuid.UUID) -> dict[str, Any] | N
 
 async def find_case_by_digest(pool: asyncpg.Pool, digest: str) -> asyncpg.Record | None:
     record: asyncpg.Record | None = await pool.fetchrow(
-        "SELECT case_id, procedure FROM intake.cases WHERE tracking_code_digest = $1", digest
+        "SELECT case_id, procedure, procedure_version FROM intake.cases WHERE tracking_code_digest = $1",
+        digest,
     )
     return record
 
@@ -125,10 +128,7 @@ async def record_reply(
                     await record_documents(
                         conn, case_id=reply.case_id, documents=documents, reply_id=reply.reply_id
                     )
-                    version = await conn.fetchval(
-                        "SELECT coalesce(max(version), 0) + 1 FROM intake.events WHERE case_id = $1",
-                        reply.case_id,
-                    )
+                    version = await next_version(conn, reply.case_id)
                     await append(conn, schema=SCHEMA, events=events(version))
                     return answer
 
@@ -138,6 +138,29 @@ async def record_reply(
                 raise
             await asyncio.sleep(random.uniform(0, 0.02 * attempt))
     raise AssertionError("unreachable")
+
+
+async def next_version(conn: asyncpg.Connection, case_id: uuid.UUID) -> int:
+    """The version the case's next event in intake gets."""
+    return int(
+        await conn.fetchval(
+            "SELECT coalesce(max(version), 0) + 1 FROM intake.events WHERE case_id = $1", case_id
+        )
+    )
+
+
+async def lock_case(conn: asyncpg.Connection, case_id: uuid.UUID) -> None:
+    """Take the case row's lock, so that this case's writers take turns for its next event version."""
+    await conn.execute("SELECT 1 FROM intake.cases WHERE case_id = $1 FOR UPDATE", case_id)
+
+
+async def append_event(conn: asyncpg.Connection, *, procedure: str, event: EventData) -> None:
+    """Append one event of a case whose row `lock_case` holds (a rating, a fix check), at its next version."""
+    case_id: uuid.UUID = event.case_id  # type: ignore[attr-defined]
+    envelope = make_envelope(event, case_id=case_id, procedure=procedure, traceparent=current_traceparent())
+    subject = subject_for(procedure=procedure, case_id=case_id, event=event)
+    version = await next_version(conn, case_id)
+    await append(conn, schema=SCHEMA, events=[NewEvent(envelope=envelope, subject=subject, version=version)])
 
 
 async def _insert_reply(conn: asyncpg.Connection, reply: Reply) -> None:

@@ -16,14 +16,13 @@ import asyncpg
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.intake import queries
 from services.intake.deps import Pool
 from services.intake.replies import case_of_code, limiter_of
-from shared.events import make_envelope, subject_for
 from shared.events.intake import CaseRated
-from shared.eventstore import NewEvent, append
 from shared.http import ApiError, StoredStr
 from shared.ratelimit import Limiter, client_of
-from shared.telemetry import current_traceparent, meter
+from shared.telemetry import meter
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
@@ -48,8 +47,7 @@ class RatingPublic(BaseModel):
 
 
 async def _record(conn: asyncpg.Connection, case: asyncpg.Record, body: RatingCreate, at: datetime) -> None:
-    # The case row's lock makes this case's writers take turns for its next event version.
-    await conn.execute("SELECT 1 FROM intake.cases WHERE case_id = $1 FOR UPDATE", case["case_id"])
+    await queries.lock_case(conn, case["case_id"])
     if not await conn.fetchval("SELECT true FROM intake.decisions WHERE case_id = $1", case["case_id"]):
         raise ApiError("error.rating_before_decision", status=409)
     comment = (body.comment or "").strip() or None
@@ -63,19 +61,10 @@ async def _record(conn: asyncpg.Connection, case: asyncpg.Record, body: RatingCr
     )
     if not inserted:
         raise ApiError("error.already_rated", status=409)
-    version = await conn.fetchval(
-        "SELECT coalesce(max(version), 0) + 1 FROM intake.events WHERE case_id = $1", case["case_id"]
-    )
     event = CaseRated(
         case_id=case["case_id"], rating=body.rating, rated_at=at, with_comment=comment is not None
     )
-    envelope = make_envelope(
-        event, case_id=event.case_id, procedure=case["procedure"], traceparent=current_traceparent()
-    )
-    subject = subject_for(procedure=case["procedure"], case_id=event.case_id, event=event)
-    await append(
-        conn, schema="intake", events=[NewEvent(envelope=envelope, subject=subject, version=version)]
-    )
+    await queries.append_event(conn, procedure=case["procedure"], event=event)
 
 
 @router.post("/ratings", status_code=201, response_model=RatingPublic)

@@ -63,6 +63,23 @@ class IntakeSettings(InternalApiSettings):
     oidc_issuer: str | None = Field(default=None, validation_alias=AliasChoices("OIDC_ISSUER"))
     oidc_jwks_url: str | None = Field(default=None, validation_alias=AliasChoices("OIDC_JWKS_URL"))
     oidc_jwks_file: Path | None = Field(default=None, validation_alias=AliasChoices("OIDC_JWKS_FILE"))
+    # How a report's address becomes a point: the city's street list (offline; `make run`, tests) or the
+    # national address API (production: GEOCODER=address-api, ADDRESS_API_URL, CITY_INSEE_CODE).
+    geocoder: Literal["gazetteer", "address-api"] = Field(
+        default="gazetteer", validation_alias=AliasChoices("GEOCODER")
+    )
+    gazetteer_file: Path = Field(
+        default=REPO_ROOT / "procedures" / "streets.csv", validation_alias=AliasChoices("GAZETTEER_FILE")
+    )
+    address_api_url: str = Field(
+        default="https://data.geopf.fr/geocodage/search", validation_alias=AliasChoices("ADDRESS_API_URL")
+    )
+    city_insee_code: str | None = Field(default=None, validation_alias=AliasChoices("CITY_INSEE_CODE"))
+    # The keys of the 311 apps that may post reports (`POST /open311/v2/requests.json`), comma-separated;
+    # none: every report through Open311 is refused (403). `make run` makes one for development.
+    open311_api_keys: SecretStr = Field(
+        default=SecretStr(""), validation_alias=AliasChoices("OPEN311_API_KEYS")
+    )
     _agent_auth: AgentAuthSettings | None = PrivateAttr(default=None)
 
     @field_validator(*_AGENT_TOKEN_SWITCHES, "s3_endpoint", "s3_bucket", "s3_access_key_id", mode="before")
@@ -77,6 +94,11 @@ class IntakeSettings(InternalApiSettings):
         if given:
             common = {name: getattr(self, name) for name in ServiceSettings.model_fields}
             self._agent_auth = AgentAuthSettings(**common, **given)
+        if self.geocoder == "address-api" and not self.city_insee_code:
+            raise ValueError(
+                "GEOCODER=address-api needs CITY_INSEE_CODE (the city's INSEE code, e.g. 69123), so that an "
+                "address is looked for in the city only"
+            )
         return self
 
     @model_validator(mode="after")
@@ -109,6 +131,20 @@ class IntakeSettings(InternalApiSettings):
             secret_access_key=secret.get_secret_value() if secret else None,
             path_style=self.s3_path_style,
         )
+
+    @property
+    def open311_keys(self) -> list[str]:
+        """The 311 apps' API keys (`OPEN311_API_KEYS`), each at least 16 characters (checked at start-up)."""
+        return [k.strip() for k in self.open311_api_keys.get_secret_value().split(",") if k.strip()]
+
+    @model_validator(mode="after")
+    def _open311_keys_long_enough(self) -> Self:
+        if short := [k for k in self.open311_keys if len(k) < 16]:
+            raise ValueError(
+                f"OPEN311_API_KEYS: {len(short)} key(s) shorter than 16 characters; give each 311 app a long "
+                "random key (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(24))'`)"
+            )
+        return self
 
     @property
     def agent_auth(self) -> AgentAuthSettings | None:

@@ -31,12 +31,20 @@ from shared.events import (
     make_envelope,
     subject_for,
 )
-from shared.events.intake import CaseImported, CaseRated, CaseSubmitted, CitizenReplied, TimelineEntry
+from shared.events.intake import (
+    CaseImported,
+    CaseRated,
+    CaseSubmitted,
+    CitizenReplied,
+    FixChecked,
+    TimelineEntry,
+)
 from shared.events.workflow import (
     CaseAssigned,
     CaseOpened,
     DeadlineApproaching,
     DeadlinePassed,
+    FixCheckDue,
     StepChanged,
 )
 from shared.procedures import Catalogue
@@ -101,6 +109,12 @@ EXAMPLES: tuple[EventData, ...] = (
     ),
     DeadlinePassed(case_id=EXAMPLE_CASE, version=7, legal_deadline=_DEADLINE, step="review", at=_at(31, 6)),
     CaseRated(case_id=EXAMPLE_CASE, rating=4, rated_at=_at(31, 19), with_comment=False),
+    # A street report's last events (the example case stands in for one): "done" four weeks ago, its
+    # reporter is asked whether it is really fixed, and answers.
+    FixCheckDue(
+        case_id=EXAMPLE_CASE, version=9, step="done", done_version=8, done_at=_at(2, 10), at=_at(30, 10)
+    ),
+    FixChecked(case_id=EXAMPLE_CASE, fixed=False, checked_at=_at(30, 18), done_version=8),
     CaseImported(
         **_COMMON,
         service="urbanisme",

@@ -5,7 +5,8 @@ The citizen hears of what changes something for them, not of every step an agent
 - `action-needed`: the case waits for them (documents or information requested, a payment, a document
   ready to collect): any step whose `turn` is the citizen's in the procedure file;
 - `decided`: an agent decided (accepted, rejected, closed);
-- `tacit-decision`: the legal deadline passed and the law decided (silence vaut accord, or rejet).
+- `tacit-decision`: the legal deadline passed and the law decided (silence vaut accord, or rejet);
+- `fix-check`: a street report "done" weeks ago: is the problem really fixed? (`FixCheckDue`)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from shared.events import Envelope, EventData
 from shared.events.intake import CaseSubmitted
-from shared.events.workflow import StepChanged
+from shared.events.workflow import FixCheckDue, StepChanged
 from shared.procedures import Procedure, Turn
 
 # Notifications are derived from events: the same event, the same notification id, whichever replica.
@@ -30,6 +31,7 @@ class Kind(StrEnum):
     ACTION_NEEDED = "action-needed"
     DECIDED = "decided"
     TACIT_DECISION = "tacit-decision"
+    FIX_CHECK = "fix-check"
 
 
 class Status(StrEnum):
@@ -64,9 +66,12 @@ def notice_for(envelope: Envelope, data: EventData, *, procedure: Procedure | No
             "at": data.submitted_at.isoformat(),
         }
         return Notice(notification_id, Kind.RECEIVED, data.procedure_version, context)
+    version = procedure.version if procedure else 1
+    if isinstance(data, FixCheckDue):
+        context = {"step": data.step, "at": data.done_at.isoformat()}
+        return Notice(notification_id, Kind.FIX_CHECK, version, context)
     if not isinstance(data, StepChanged):
         return None
-    version = procedure.version if procedure else 1
     context = {
         "step": data.to_step,
         "from_step": data.from_step,

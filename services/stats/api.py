@@ -19,6 +19,7 @@ from shared.procedures import Procedure
 router = APIRouter(prefix="/v1/stats")
 MONTH = r"^(19|2\d)\d{2}-(0[1-9]|1[0-2])$"  # 1900-01 to 2999-12
 Month = Annotated[str | None, Query(pattern=MONTH, description="YYYY-MM", examples=["2026-03"])]
+From = Annotated[str | None, Query(alias="from", pattern=MONTH, description="first month, YYYY-MM")]
 
 
 def method(lang: str, threshold: int) -> Method:
@@ -35,7 +36,8 @@ def method(lang: str, threshold: int) -> Method:
     )
 
 
-def _month(text: str) -> date:
+def month_of_text(text: str) -> date:
+    """The first day of a month given as YYYY-MM (checked by `MONTH`)."""
     return date(int(text[:4]), int(text[5:7]), 1)
 
 
@@ -82,9 +84,7 @@ async def procedure_series(
     pool: Pool,
     catalogue: CatalogueDep,
     lang: Lang,
-    from_: Annotated[
-        str | None, Query(alias="from", pattern=MONTH, description="first month, YYYY-MM")
-    ] = None,
+    from_: From = None,
     to: Month = None,
     district: Annotated[str | None, Query(max_length=60)] = None,
     period: Annotated[str, Query(pattern="^(month|quarter|year)$")] = "month",
@@ -93,8 +93,8 @@ async def procedure_series(
     settings: StatsSettings = request.app.state.settings
     procedure = procedure_or_404(catalogue, code)
     now = datetime.now(UTC)
-    last = _month(to) if to else domain.month_of(now)
-    first = _month(from_) if from_ else (await queries.first_month(pool, code) or last)
+    last = month_of_text(to) if to else domain.month_of(now)
+    first = month_of_text(from_) if from_ else (await queries.first_month(pool, code) or last)
     if first > last:
         raise ApiError("stats.bad_range", status=422, from_=from_ or first, to=to or last)
     months = domain.months_between(first, last)[-240:]

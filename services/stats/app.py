@@ -15,6 +15,9 @@ from services.stats.api import router
 from services.stats.consumers import make_consumer
 from services.stats.forecast import keep_forecasts_published
 from services.stats.opendata import router as open_data_router
+from services.stats.reports_api import router as reports_router
+from services.stats.reports_opendata import router as reports_open_data_router
+from services.stats.reports_web import router as reports_web_router
 from services.stats.settings import StatsSettings
 from services.stats.web import STATIC, static_files
 from services.stats.web import router as web_router
@@ -26,7 +29,8 @@ from shared.runtime import Runtime
 
 async def _start(app: FastAPI, runtime: Runtime) -> None:
     settings: StatsSettings = app.state.settings
-    runtime.start(make_consumer(runtime).run(), name="stats-consumer")
+    consumer = make_consumer(runtime, catalogue=app.state.catalogue)
+    runtime.start(consumer.run(), name="stats-consumer")
     kv = await figures_bucket(runtime.js, replicas=settings.stream_replicas)
     runtime.start(
         keep_forecasts_published(
@@ -48,7 +52,14 @@ def create_app(settings: StatsSettings | None = None) -> FastAPI:
         settings=settings,
         migrations=Path(__file__).parent / "migrations",
         shared_sql=("projection",),
-        routers=[router, open_data_router, web_router],
+        routers=[
+            router,
+            open_data_router,
+            reports_router,
+            reports_open_data_router,
+            web_router,
+            reports_web_router,
+        ],
         on_start=_start,
     )
     app.mount(STATIC, static_files(), name="static")

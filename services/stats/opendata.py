@@ -24,9 +24,11 @@ from fastapi.responses import JSONResponse, Response
 from services.stats import domain, queries
 from services.stats.api import method
 from services.stats.report import CHANNELS, RATINGS, Figures, periods
+from services.stats.reports_schemas import Durations, ReportMethod
 from services.stats.schemas import (
     Count,
     Distribution,
+    Method,
     OpenDataFile,
     OpenDataIndex,
     PeriodFigures,
@@ -97,14 +99,23 @@ def count(name: str, what: str, get: Callable[[Any], Count]) -> list[Column]:
         Column(
             name, "integer", f"Nombre de dossiers {what}.", lambda f: get(f).n, constraints={"minimum": 0}
         ),
-        _flag(name, lambda f: get(f).suppressed),
+        flag(name, lambda f: get(f).suppressed),
     ]
 
 
 def distribution(
-    name: str, what: str, get: Callable[[Any], Distribution], *, mean: bool = True
+    name: str,
+    what: str,
+    get: Callable[[Any], Distribution | Durations],
+    *,
+    mean: bool = True,
+    of: str = "dossiers",
 ) -> list[Column]:
-    def days(suffix: str, text: str, value: Callable[[Distribution], float | None]) -> Column:
+    """Durations in days over `n` of what `of` names (cases, or street reports): the median, the 90th
+    percentile, the mean if `mean` (a `Distribution` has one, a street report's `Durations` not), and
+    whether they are withheld."""
+
+    def days(suffix: str, text: str, value: Callable[[Any], float | None]) -> Column:
         return Column(
             f"{name}_{suffix}_jours",
             "number",
@@ -115,20 +126,24 @@ def distribution(
         )
 
     return [
-        Column(f"{name}_n", "integer", f"{what} : nombre de dossiers mesurés.", lambda f: get(f).n),
+        Column(f"{name}_n", "integer", f"{what} : nombre de {of} mesurés.", lambda f: get(f).n),
         days("p50", "médiane", lambda d: d.p50_days),
-        days("p90", "90e centile (9 dossiers sur 10 en moins)", lambda d: d.p90_days),
+        days("p90", f"90e centile (9 {of} sur 10 en moins)", lambda d: d.p90_days),
         *([days("moyenne", "moyenne", lambda d: d.mean_days)] if mean else []),
-        _flag(name, lambda f: get(f).suppressed),
+        flag(name, lambda f: get(f).suppressed, of=of),
     ]
 
 
-def share(name: str, what: str, get: Callable[[Any], Share]) -> list[Column]:
+def share(
+    name: str, what: str, get: Callable[[Any], Share], *, over: str = "dossiers", of: str = "dossiers"
+) -> list[Column]:
+    """A share of `over` (the cases, or the street reports done, or the answers), and whether it is
+    withheld for too few of what `of` names."""
     return [
         Column(
             f"{name}_n",
             "integer",
-            f"{what} : nombre de dossiers sur lequel la part porte.",
+            f"{what} : nombre de {over} sur lequel la part porte.",
             lambda f: get(f).n,
         ),
         Column(
@@ -139,15 +154,16 @@ def share(name: str, what: str, get: Callable[[Any], Share]) -> list[Column]:
             unit="proportion",
             constraints={"minimum": 0, "maximum": 1},
         ),
-        _flag(name, lambda f: get(f).suppressed),
+        flag(name, lambda f: get(f).suppressed, of=of),
     ]
 
 
-def _flag(name: str, value: Callable[[Any], bool]) -> Column:
+def flag(name: str, value: Callable[[Any], bool], *, of: str = "dossiers") -> Column:
+    """`{name}_masque`: whether the figure is withheld, over too few of what `of` names."""
     return Column(
         f"{name}_masque",
         "boolean",
-        f"true si « {name} » porte sur trop peu de dossiers pour être publié : les cases sont alors vides.",
+        f"true si « {name} » porte sur trop peu de {of} pour être publié : les cases sont alors vides.",
         value,
     )
 
@@ -364,7 +380,7 @@ TABLES = {
                     lambda f: f.satisfaction.mean,
                     constraints={"minimum": 1, "maximum": 5},
                 ),
-                _flag("avis", lambda f: f.satisfaction.suppressed),
+                flag("avis", lambda f: f.satisfaction.suppressed),
             ],
         ),
     ]
@@ -409,11 +425,12 @@ def _csv(table: Table, rows: list[Row], catalogue: Catalogue) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([c.name for c in table.columns])
     for record in table.records(rows, catalogue):
-        writer.writerow([_cell(v) for v in record])
+        writer.writerow([csv_cell(v) for v in record])
     return out.getvalue()
 
 
-def _cell(value: object) -> str:
+def csv_cell(value: object) -> str:
+    """A value as the CSV files write it: empty for none (a withheld figure), true or false for a flag."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -421,30 +438,36 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+def about_package(
+    intro: str, keywords: list[str], how: Method | ReportMethod, settings: StatsSettings, built: datetime
+) -> dict[str, Any]:
+    """What each of stats' Data Packages says of itself (this one's, `reports_opendata.package`'s): its
+    description (`intro`, then the method's texts), when it was built, its licence, its keywords and its
+    method."""
+    return {
+        "description": "\n\n".join([intro, *how.texts()]),
+        "created": built.isoformat(timespec="seconds"),
+        "licenses": [LICENCES[settings.open_data_licence]],
+        "keywords": keywords,
+        "methode": how.model_dump(),
+    }
+
+
 def package(settings: StatsSettings, built: datetime) -> dict[str, Any]:
-    how = method("fr", settings.suppression_threshold)
     return {
         "profile": "tabular-data-package",
         "name": "suivi-delais-des-demarches",
         "title": "Délais réels des démarches de la mairie",
-        "description": "\n\n".join(
-            [
-                "Combien de temps prennent vraiment les démarches : délais de décision, volumes, stock de "
-                "dossiers ouverts, temps passé à chaque étape et satisfaction, par démarche, mois et quartier "
-                "(quartier vide : tous les quartiers ensemble). Durées en jours. Une case vide dont la colonne "
-                "`_masque` vaut true est un chiffre non publié.",
-                how.clocks["elapsed"],
-                how.clocks["legal"],
-                how.percentiles,
-                how.months,
-                how.backlog,
-                how.suppression,
-            ]
+        **about_package(
+            "Combien de temps prennent vraiment les démarches : délais de décision, volumes, stock de "
+            "dossiers ouverts, temps passé à chaque étape et satisfaction, par démarche, mois et quartier "
+            "(quartier vide : tous les quartiers ensemble). Durées en jours. Une case vide dont la colonne "
+            "`_masque` vaut true est un chiffre non publié.",
+            ["délais", "démarches administratives", "mairie", "données ouvertes"],
+            method("fr", settings.suppression_threshold),
+            settings,
+            built,
         ),
-        "created": built.isoformat(timespec="seconds"),
-        "licenses": [LICENCES[settings.open_data_licence]],
-        "keywords": ["délais", "démarches administratives", "mairie", "données ouvertes"],
-        "methode": how.model_dump(),
         "resources": [table.resource() for table in TABLES.values()],
     }
 

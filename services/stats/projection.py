@@ -18,7 +18,7 @@ from datetime import date, datetime
 
 import asyncpg
 
-from services.stats import domain, month_ends
+from services.stats import domain, month_ends, reports
 from services.stats.cells import Cell, seconds
 from shared.bus import Nak
 from shared.events import Envelope
@@ -28,7 +28,16 @@ from shared.procedures import CITY_TIMEZONE
 from shared.projection import is_workflow_event, next_workflow_event
 
 SCHEMA = "stats"
-TABLES = ("step_entries", "cases", "counts", "bins", "sums", "sealed_months", "bins_to_date")
+TABLES = (
+    "step_entries",
+    "cases",
+    "counts",
+    "bins",
+    "sums",
+    "sealed_months",
+    "bins_to_date",
+    *reports.TABLES,
+)
 CASES = "stats.cases"
 
 
@@ -74,6 +83,7 @@ async def step_changed(conn: asyncpg.Connection, envelope: Envelope, event: Step
     case = await next_workflow_event(conn, table=CASES, case_id=event.case_id, version=event.version)
     if case is None:
         return
+    await reports.step_changed(conn, event)
     decision = domain.decision_of(event.outcome, tacit=event.tacit) if event.outcome else None
     was_open = case["decided_at"] is None
     sealed = await month_ends.sealed_through(conn, case["procedure"], at=event.at)

@@ -81,7 +81,22 @@ def periods(months: list[date], period: str) -> list[Period]:
     return [Period(label, ms) for label, ms in grouped.items()]
 
 
-class Figures:
+class Suppressing:
+    """Counts and shares as published: withheld (n null, suppressed) when over fewer than `threshold`
+    cases, or street reports (`reports_figures.Publish`)."""
+
+    threshold: int
+
+    def count(self, n: int) -> Count:
+        return Count(n=None, suppressed=True) if domain.suppressed(n, self.threshold) else Count(n=n)
+
+    def share(self, part: int, whole: int) -> Share:
+        if domain.suppressed(whole, self.threshold):
+            return Share(n=None, suppressed=True)
+        return Share(n=whole, share=domain.share(part, whole))
+
+
+class Figures(Suppressing):
     """Builds the published figures of one period, suppressing those over fewer than `threshold` cases."""
 
     def __init__(self, data: Aggregates, *, threshold: int) -> None:
@@ -107,14 +122,6 @@ class Figures:
             steps={step: self.distribution(period, f"step:{step}") for step in steps},
             satisfaction=self.satisfaction(months),
         )
-
-    def count(self, n: int) -> Count:
-        return Count(n=None, suppressed=True) if domain.suppressed(n, self.threshold) else Count(n=n)
-
-    def share(self, part: int, whole: int) -> Share:
-        if domain.suppressed(whole, self.threshold):
-            return Share(n=None, suppressed=True)
-        return Share(n=whole, share=domain.share(part, whole))
 
     def distribution(self, period: Period, measure: str) -> Distribution:
         total = sum(self.data.sums.get((m, measure), 0.0) for m in period.months)

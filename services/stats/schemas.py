@@ -69,6 +69,17 @@ class Method(BaseModel):
     suppression_threshold: int
     suppression: str
 
+    def texts(self) -> list[str]:
+        """Every text of the method, in the order the dashboard and the Data Package give them."""
+        return [
+            self.clocks["elapsed"],
+            self.clocks["legal"],
+            self.percentiles,
+            self.months,
+            self.backlog,
+            self.suppression,
+        ]
+
 
 class ProcedureSeries(BaseModel):
     procedure: str

@@ -13,15 +13,17 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from services.tracking import reply
+from services.tracking import open311, reply
 from services.tracking.api import router
 from services.tracking.consumers import make_consumer
 from services.tracking.figures import FiguresCache
 from services.tracking.lookup import make_limiter
+from services.tracking.reports import router as reports_router
 from services.tracking.settings import TrackingSettings
 from services.tracking.web import router as web_router
 from shared.app import build_app
 from shared.http import OwnLimit, RouteBodyLimits
+from shared.open311_http import install_open311
 from shared.pages import mount_static
 from shared.runtime import Runtime
 
@@ -44,7 +46,8 @@ def create_app(settings: TrackingSettings | None = None) -> FastAPI:
         settings=settings,
         migrations=Path(__file__).parent / "migrations",
         shared_sql=("projection",),
-        routers=[router, web_router],
+        # Open311 last: its fallback takes the rest.
+        routers=[router, web_router, reports_router, *open311.ROUTERS],
         answers={"GET /v1/track/{code}": (429,)},  # too many lookups or misses
         on_start=_start,
         max_body_bytes=max(USUAL_BODY_BYTES, settings.reply_max_body_bytes),
@@ -53,5 +56,6 @@ def create_app(settings: TrackingSettings | None = None) -> FastAPI:
     reply_limit = OwnLimit(settings.reply_max_body_bytes, ("multipart/form-data",))
     app.add_middleware(RouteBodyLimits, limit=USUAL_BODY_BYTES, routes={reply.PATH: reply_limit})
     app.state.limiter = make_limiter(settings)
+    install_open311(app)
     mount_static(app)
     return app

@@ -5,8 +5,15 @@ from __future__ import annotations
 from services.tracking import projection
 from shared.bus import PullConsumer
 from shared.events import EventData
-from shared.events.intake import CaseRated, CaseSubmitted, CitizenReplied
-from shared.events.workflow import CaseAssigned, CaseOpened, DeadlineApproaching, DeadlinePassed, StepChanged
+from shared.events.intake import CaseRated, CaseSubmitted, CitizenReplied, FixChecked
+from shared.events.workflow import (
+    CaseAssigned,
+    CaseOpened,
+    DeadlineApproaching,
+    DeadlinePassed,
+    FixCheckDue,
+    StepChanged,
+)
 from shared.projection import Apply, folding_consumer
 from shared.runtime import Runtime
 
@@ -21,6 +28,8 @@ HANDLERS: dict[type[EventData], Apply] = {
     StepChanged: projection.step_changed,
     DeadlineApproaching: projection.deadline_approaching,
     DeadlinePassed: projection.deadline_passed,
+    FixCheckDue: projection.fix_check_due,
+    FixChecked: projection.fix_checked,
 }
 
 

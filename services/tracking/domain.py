@@ -7,6 +7,7 @@ from typing import Any
 
 from services.tracking.schemas import (
     Clocks,
+    FixCheck,
     Forecast,
     HistoryEntry,
     HistoryKind,
@@ -23,6 +24,8 @@ from shared.procedures import CITY_TIMEZONE, Catalogue, Procedure, Role, Step
 _EVENT_LABELS = {
     HistoryKind.DEADLINE_PASSED: "history.deadline_passed",
     HistoryKind.CITIZEN_REPLIED: "history.citizen_replied",
+    HistoryKind.FIX_CONFIRMED: "history.fix_confirmed",
+    HistoryKind.NOT_FIXED: "history.not_fixed",
 }
 
 
@@ -81,7 +84,7 @@ def _clocks(case: dict[str, Any], *, final: bool, today: date) -> Clocks:
     )
 
 
-def _forecast(
+def forecast_of(
     step: Step, since: datetime, figures: dict[str, Any] | None, lang: str, today: date
 ) -> Forecast:
     """Likely decided between p50 and p90 of the time similar recent cases took from this step on."""
@@ -156,6 +159,33 @@ def build_view(
             procedure, step.code, {h["step"] for h in history}, lang, (figures or {}).get("steps", {})
         ),
         clocks=_clocks(case, final=final, today=today),
-        forecast=None if final else _forecast(step, case["step_since"], figures, lang, today),
+        forecast=None if final else forecast_of(step, case["step_since"], figures, lang, today),
+        fix_check=_fix_check(step, case),
         version=case["version"],
     )
+
+
+def _fix_check(step: Step, case: dict[str, Any]) -> FixCheck | None:
+    if step.ask_if_fixed_after_days is None or case.get("done_version") is None:
+        return None
+    answer = {True: "fixed", False: "not-fixed", None: None}[case.get("fix_answer")]
+    return FixCheck(
+        asked=case.get("fix_asked_at") is not None,
+        ask_from=case["step_since"] + timedelta(days=step.ask_if_fixed_after_days),
+        answer=answer,
+    )
+
+
+# What anyone may see of a case's history: what the city did. Its reporter's own acts (a reply, "fixed"
+# or "not fixed") are theirs, and their labels speak to them ("You said...").
+_PUBLIC_HISTORY = {HistoryKind.SUBMITTED, HistoryKind.STEP_CHANGED, HistoryKind.DEADLINE_PASSED}
+
+
+def progress(
+    procedure: Procedure, *, step: str, history: list[dict[str, Any]], lang: str
+) -> tuple[list[StepOverview], list[HistoryEntry]]:
+    """A case's steps (passed, current, the ordinary path ahead) and its public history, for the pages
+    that show a case to others than its reporter: a street report's public page, a duplicate's original."""
+    public = [h for h in history if HistoryKind(h["kind"]) in _PUBLIC_HISTORY]
+    steps = _overview(procedure, step, {h["step"] for h in public}, lang, {})
+    return steps, _history(procedure, public, lang)

@@ -1,4 +1,5 @@
-"""What tracking's forms (the rating, the reply) make of intake's answer when they forward to it."""
+"""tracking's forms (the rating, "is it fixed?", the reply) forward to intake: sending, and what they make of
+intake's answer."""
 
 from __future__ import annotations
 
@@ -7,8 +8,33 @@ import logging
 from typing import Any
 
 import httpx
+from fastapi import Request
+
+from services.tracking.settings import TrackingSettings
+from shared.ratelimit import client_of
 
 log = logging.getLogger(__name__)
+INTAKE_TIMEOUT_SECONDS = 5
+
+
+async def post_to_intake(
+    request: Request, path: str, *, json: dict[str, Any], lang: str, what: str
+) -> httpx.Response | None:
+    """intake's answer to a form's JSON (None if it cannot be reached), in the visitor's language; the
+    citizen's address goes along for intake's per-client limits."""
+    settings: TrackingSettings = request.app.state.settings
+    http: httpx.AsyncClient = request.app.state.http
+    try:
+        return await http.post(
+            f"{settings.intake_url.rstrip('/')}{path}",
+            params={"lang": lang},
+            json=json,
+            headers={"X-Forwarded-For": client_of(request)},
+            timeout=INTAKE_TIMEOUT_SECONDS,
+        )
+    except httpx.HTTPError as exc:
+        log.warning("intake cannot be reached for a %s: %s", what, type(exc).__name__)
+        return None
 
 
 def intake_problem(answer: httpx.Response | None, *, what: str) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 from fastapi import Request
 
-from services.tracking import queries
+from services.tracking import duplicates, queries
 from services.tracking.domain import build_view
 from services.tracking.figures import FiguresCache
 from services.tracking.schemas import TrackingView
@@ -88,7 +88,7 @@ async def lookup(*, request: Request, code: str, lang: str, min_version: int = 1
     lookups.add(1, {"outcome": "found"})
     catalogue: Catalogue = state.catalogue
     figures: FiguresCache = state.figures
-    return build_view(
+    view = build_view(
         code=code,
         case=found[0],
         history=found[1],
@@ -97,3 +97,7 @@ async def lookup(*, request: Request, code: str, lang: str, min_version: int = 1
         today=datetime.now(CITY_TIMEZONE).date(),
         figures=await figures.forecast(found[0]["procedure"]),
     )
+    view.followed_in = await duplicates.followed_in(
+        state.runtime.pool, found[0], catalogue=catalogue, lang=lang
+    )
+    return view

@@ -15,12 +15,13 @@ import asyncpg
 from services.tracking.schemas import HistoryKind
 from shared.bus import Nak
 from shared.events import Envelope
-from shared.events.intake import CaseRated, CaseSubmitted, CitizenReplied
+from shared.events.intake import CaseRated, CaseSubmitted, CitizenReplied, FixChecked
 from shared.events.workflow import (
     CaseAssigned,
     CaseOpened,
     DeadlineApproaching,
     DeadlinePassed,
+    FixCheckDue,
     StepChanged,
 )
 from shared.projection import is_workflow_event, next_workflow_event
@@ -32,7 +33,8 @@ TABLES = ("history", "cases")
 async def case_submitted(conn: asyncpg.Connection, envelope: Envelope, event: CaseSubmitted) -> None:
     await conn.execute(
         "INSERT INTO tracking.cases(case_id, tracking_code_digest, procedure, procedure_version, step, "
-        "step_since, submitted_at, legal_deadline) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
+        "step_since, submitted_at, legal_deadline, service, facts) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9)",
         event.case_id,
         event.tracking_code_digest,
         event.procedure,
@@ -40,6 +42,8 @@ async def case_submitted(conn: asyncpg.Connection, envelope: Envelope, event: Ca
         event.first_step,
         event.submitted_at,
         event.legal_deadline,
+        event.service,
+        event.facts,
     )
     await _history(
         conn,
@@ -74,7 +78,12 @@ async def step_changed(conn: asyncpg.Connection, envelope: Envelope, event: Step
         return
     await conn.execute(
         "UPDATE tracking.cases SET workflow_version = $2, step = $3, step_since = $4, clock_paused = $5, "
-        "legal_deadline = $6, outcome = $7, updated_at = now() WHERE case_id = $1",
+        "legal_deadline = $6, outcome = $7, duplicate_of = $8, updated_at = now(), "
+        # A decision starts a new "done" the reporter may be asked about; a reopening keeps the last answer.
+        "done_version = CASE WHEN $7::text IS NULL THEN done_version ELSE $2::int END, "
+        "fix_asked_at = CASE WHEN $7::text IS NULL THEN fix_asked_at END, "
+        "fix_answer = CASE WHEN $7::text IS NULL THEN fix_answer END "
+        "WHERE case_id = $1",
         event.case_id,
         event.version,
         event.to_step,
@@ -82,6 +91,7 @@ async def step_changed(conn: asyncpg.Connection, envelope: Envelope, event: Step
         event.clock_paused,
         event.legal_deadline,
         event.outcome,
+        event.duplicate_of,
     )
     await _history(
         conn, envelope, case_id=event.case_id, step=event.to_step, kind=HistoryKind.STEP_CHANGED, at=event.at
@@ -133,6 +143,41 @@ async def case_rated(conn: asyncpg.Connection, envelope: Envelope, event: CaseRa
     )
     if rated is None:
         raise Nak("the case is not folded yet")
+
+
+async def fix_check_due(conn: asyncpg.Connection, envelope: Envelope, event: FixCheckDue) -> None:
+    if await _next_workflow_event(conn, case_id=event.case_id, version=event.version) is None:
+        return
+    await conn.execute(
+        "UPDATE tracking.cases SET workflow_version = $2, updated_at = now(), "
+        "fix_asked_at = CASE WHEN done_version = $3 THEN $4 ELSE fix_asked_at END WHERE case_id = $1",
+        event.case_id,
+        event.version,
+        event.done_version,
+        event.at,
+    )
+
+
+async def fix_checked(conn: asyncpg.Connection, envelope: Envelope, event: FixChecked) -> None:
+    # Not a workflow event: the answer to the question about one "done" (an older one's is history).
+    found = await conn.fetchval(
+        "UPDATE tracking.cases SET updated_at = now(), "
+        "fix_answer = CASE WHEN done_version = $2 THEN $3 ELSE fix_answer END "
+        "WHERE case_id = $1 RETURNING true",
+        event.case_id,
+        event.done_version,
+        event.fixed,
+    )
+    if found is None:
+        raise Nak("the case is not folded yet")
+    await _history(
+        conn,
+        envelope,
+        case_id=event.case_id,
+        step=await conn.fetchval("SELECT step FROM tracking.cases WHERE case_id = $1", event.case_id),
+        kind=HistoryKind.FIX_CONFIRMED if event.fixed else HistoryKind.NOT_FIXED,
+        at=event.checked_at,
+    )
 
 
 async def unknown_event(conn: asyncpg.Connection, envelope: Envelope) -> None:

@@ -12,19 +12,16 @@ import httpx
 from fastapi import Request
 from starlette.exceptions import HTTPException
 
-from services.tracking.forwarding import intake_problem
+from services.tracking.forwarding import intake_problem, post_to_intake
 from services.tracking.schemas import TrackingView
-from services.tracking.settings import TrackingSettings
 from shared import tracking_code
 from shared.pages import Texts
-from shared.ratelimit import client_of
 
 log = logging.getLogger(__name__)
 RATINGS = ("1", "2", "3", "4", "5")
 # After the rating was recorded, the page thanks the citizen (`?avis=merci`): tracking may not have
 # folded `CaseRated` yet.
 THANKED = "merci"
-INTAKE_TIMEOUT_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -39,8 +36,8 @@ class RatingSection:
 
 
 async def rating_section(request: Request, view: TrackingView, *, thanked: bool) -> RatingSection | None:
-    if not view.status.final:
-        return None
+    if not view.status.final or view.followed_in is not None:
+        return None  # a duplicate is dealt with in its original: nothing of its own to rate yet
     t = Texts(view.language)
     if thanked:
         return RatingSection(done=t("page.rating.thanks"))
@@ -75,26 +72,13 @@ def wrong(typed: RatingSection, error: str, *, field: str = "rating") -> RatingS
 
 
 async def send_rating(request: Request, view: TrackingView, typed: RatingSection) -> httpx.Response | None:
-    """intake's answer (None if it cannot be reached), in the visitor's language; the citizen's address
-    goes along for intake's per-client limits."""
-    settings: TrackingSettings = request.app.state.settings
-    http: httpx.AsyncClient = request.app.state.http
+    """intake's answer (None if it cannot be reached), in the visitor's language."""
     body = {
         "tracking_code": view.tracking_code,
         "rating": int(typed.rating),
         "comment": typed.comment or None,
     }
-    try:
-        return await http.post(
-            f"{settings.intake_url.rstrip('/')}/v1/ratings",
-            params={"lang": view.language},
-            json=body,
-            headers={"X-Forwarded-For": client_of(request)},
-            timeout=INTAKE_TIMEOUT_SECONDS,
-        )
-    except httpx.HTTPError as exc:
-        log.warning("intake cannot be reached for a rating: %s", type(exc).__name__)
-        return None
+    return await post_to_intake(request, "/v1/ratings", json=body, lang=view.language, what="rating")
 
 
 def refusal(

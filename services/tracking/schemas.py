@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -13,6 +15,9 @@ class HistoryKind(StrEnum):
     STEP_CHANGED = "step-changed"
     DEADLINE_PASSED = "deadline-passed"
     CITIZEN_REPLIED = "citizen-replied"
+    # The reporter's answer to "is it really fixed?" after a street report's "done".
+    FIX_CONFIRMED = "fix-confirmed"
+    NOT_FIXED = "not-fixed"
 
 
 class ProcedureRef(BaseModel):
@@ -78,6 +83,29 @@ class Clocks(BaseModel):
     days_left: int | None = Field(description="none once the case is decided, or while the clock is paused")
 
 
+class FixCheck(BaseModel):
+    """A street report "done" by the city: is the problem really fixed? Its reporter says so on the page."""
+
+    asked: bool = Field(description='the question was put to the reporter (some weeks after "done")')
+    ask_from: datetime = Field(description='when the question is put ("done" + the procedure\'s days)')
+    answer: Literal["fixed", "not-fixed"] | None = Field(description="the reporter's answer, if any")
+
+
+class FollowedIn(BaseModel):
+    """A report closed as a duplicate is followed in its original: where that one stands, so that its
+    reporter follows it (never the original's tracking code, nor anything of its reporter)."""
+
+    case_id: uuid.UUID = Field(description="the original's public id")
+    url: str = Field(description="the original's public page")
+    step: str
+    label: str
+    explanation: str
+    since: datetime
+    final: bool
+    steps: list[StepOverview]
+    history: list[HistoryEntry]
+
+
 class TrackingView(BaseModel):
     tracking_code: str
     language: str
@@ -88,6 +116,13 @@ class TrackingView(BaseModel):
     steps: list[StepOverview]
     clocks: Clocks
     forecast: Forecast | None = Field(default=None, description="none once the case is decided")
+    followed_in: FollowedIn | None = Field(
+        default=None,
+        description="a report closed as a duplicate: the report it is followed in, and its state",
+    )
+    fix_check: FixCheck | None = Field(
+        default=None, description='a street report "done" by the city: whether its reporter says it is fixed'
+    )
     version: int = Field(
         description="1 once the case is submitted, then 1 + workflow's version of the case (2 once workflow "
         "opened it, one more per workflow event). Pass it as `min_version` to see at least that state."

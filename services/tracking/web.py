@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import traceback
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -28,7 +29,7 @@ import httpx
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services.tracking import reply
+from services.tracking import fix_check, reply
 from services.tracking.lookup import lookup
 from services.tracking.rating import (
     RATINGS,
@@ -89,15 +90,28 @@ async def track_linked(
     code: str,
     avis: Annotated[str | None, Query(include_in_schema=False)] = None,
     reponse: Annotated[str | None, Query(include_in_schema=False)] = None,
+    repare: Annotated[str | None, Query(include_in_schema=False)] = None,
 ) -> HTMLResponse:
-    return await _track(request, code, thanked=avis == THANKED, replied=reponse == reply.THANKED)
+    return await _track(
+        request,
+        code,
+        thanked=avis == THANKED,
+        replied=reponse == reply.THANKED,
+        fix_said=repare if repare in fix_check.CHOICES else None,
+    )
 
 
 async def _track(
-    request: Request, code: str, *, thanked: bool = False, replied: bool = False
+    request: Request,
+    code: str,
+    *,
+    thanked: bool = False,
+    replied: bool = False,
+    fix_said: str | None = None,
 ) -> HTMLResponse:
     lang = language_of(request)
-    try:
+
+    async def page() -> HTMLResponse:
         if not code.strip():
             raise ApiError("page.error.code_empty", status=422)
         view = await lookup(request=request, code=code, lang=lang)
@@ -106,7 +120,18 @@ async def _track(
             view,
             rating=await rating_section(request, view, thanked=thanked),
             answer=reply.reply_section(view, thanked=replied),
+            fix=fix_check.fix_check_section(view, thanked=fix_said),
         )
+
+    return await _answering(request, lang, code, page)  # type: ignore[return-value]
+
+
+async def _answering(
+    request: Request, lang: str, code: str, work: Callable[[], Awaitable[Response]]
+) -> Response:
+    """A page's answer, or the page saying what went wrong: a code that misses, an outage, a fault."""
+    try:
+        return await work()
     except ApiError as exc:
         return _failed_lookup(lang, code, exc)
     except UNAVAILABLE as exc:
@@ -115,11 +140,23 @@ async def _track(
         return _fault(request, lang, exc)
 
 
+def _back_to_page(view: TrackingView, lang: str, *, anchor: str = "", **query: str) -> RedirectResponse:
+    """After a form was recorded: the case's page (303), saying thanks through its query."""
+    page = f"/suivi/{quote(view.tracking_code)}?" + urlencode({"lang": lang, **query}) + anchor
+    return RedirectResponse(page, status_code=303, headers={**HEADERS, **NO_STORE})
+
+
+def _retry_later(status: int, headers: dict[str, str]) -> dict[str, str]:
+    """intake unreachable (503): when to try again."""
+    return {"Retry-After": str(RETRY_AFTER_SECONDS), **headers} if status == 503 else headers
+
+
 @router.post("/suivi/{code}/avis", response_class=HTMLResponse)
 async def rate(request: Request, code: str) -> Response:
     """The rating form, sent on to intake; then back to the page (303), or the page saying what is wrong."""
     lang = language_of(request)
-    try:
+
+    async def work() -> Response:
         view = await lookup(request=request, code=code, lang=lang)  # the lookup's limits apply here too
         typed = await typed_rating(request)
         if typed.rating not in RATINGS:
@@ -128,15 +165,33 @@ async def rate(request: Request, code: str) -> Response:
             )
         answer = await send_rating(request, view, typed)
         if answer is not None and answer.status_code == 201:
-            page = f"/suivi/{quote(view.tracking_code)}?" + urlencode({"lang": lang, "avis": THANKED})
-            return RedirectResponse(page, status_code=303, headers={**HEADERS, **NO_STORE})
+            return _back_to_page(view, lang, avis=THANKED)
         return _refused(lang, view, typed, answer)
-    except ApiError as exc:
-        return _failed_lookup(lang, code, exc)
-    except UNAVAILABLE as exc:
-        return _unavailable(request, lang, exc)
-    except Exception as exc:
-        return _fault(request, lang, exc)
+
+    return await _answering(request, lang, code, work)
+
+
+@router.post(fix_check.PATH, response_class=HTMLResponse)
+async def check_fix(request: Request, code: str) -> Response:
+    """The "is it really fixed?" form, sent on to intake; then back to the page (303), or the page saying
+    what is wrong. "Not fixed" reopens the report."""
+    lang = language_of(request)
+
+    async def work() -> Response:
+        view = await lookup(request=request, code=code, lang=lang)  # the lookup's limits apply here too
+        if fix_check.fix_check_section(view) is None:
+            return _result(lang, view, status=409)
+        typed = await fix_check.typed_fix_check(request, view)
+        if typed.choice not in fix_check.CHOICES:
+            error = Texts(lang)("page.fix.error.choose")
+            return _result(lang, view, fix=fix_check.wrong(typed, error), status=422)
+        answer = await fix_check.send_fix_check(request, view, typed)
+        if answer is not None and answer.status_code == 201:
+            return _back_to_page(view, lang, anchor="#repare", repare=typed.choice)
+        section, status, headers = fix_check.refusal(lang, typed, answer)
+        return _result(lang, view, fix=section, status=status, headers=_retry_later(status, headers))
+
+    return await _answering(request, lang, code, work)
 
 
 @router.post(reply.PATH, response_class=HTMLResponse)
@@ -146,7 +201,8 @@ async def answer_request(request: Request) -> Response:
     lang = language_of(request)
     typed = await reply.typed_reply(request)
     t = Texts(lang)
-    try:
+
+    async def work() -> Response:
         if not typed.code.strip():
             raise ApiError("page.error.code_empty", status=422)
         view = await lookup(request=request, code=typed.code, lang=lang)  # the lookup's limits apply
@@ -157,19 +213,11 @@ async def answer_request(request: Request) -> Response:
             return _result(lang, view, answer=reply.wrong(typed.section, error), status=422)
         answer = await reply.send_reply(request, view, typed)
         if answer is not None and answer.status_code == 202:
-            query = urlencode({"lang": lang, "reponse": reply.THANKED})
-            page = f"/suivi/{quote(view.tracking_code)}?{query}#reponse"
-            return RedirectResponse(page, status_code=303, headers={**HEADERS, **NO_STORE})
+            return _back_to_page(view, lang, anchor="#reponse", reponse=reply.THANKED)
         section, status, headers = reply.refusal(lang, typed.section, answer)
-        if status == 503:
-            headers = {"Retry-After": str(RETRY_AFTER_SECONDS), **headers}
-        return _result(lang, view, answer=section, status=status, headers=headers)
-    except ApiError as exc:
-        return _failed_lookup(lang, typed.code, exc)
-    except UNAVAILABLE as exc:
-        return _unavailable(request, lang, exc)
-    except Exception as exc:
-        return _fault(request, lang, exc)
+        return _result(lang, view, answer=section, status=status, headers=_retry_later(status, headers))
+
+    return await _answering(request, lang, typed.code, work)
 
 
 def _refused(
@@ -177,9 +225,7 @@ def _refused(
 ) -> HTMLResponse:
     """intake said no: the page says why in the visitor's words (intake answers in their language)."""
     section, status, headers = refusal(lang, typed, answer)
-    if status == 503:
-        headers = {"Retry-After": str(RETRY_AFTER_SECONDS), **headers}
-    return _result(lang, view, rating=section, status=status, headers=headers)
+    return _result(lang, view, rating=section, status=status, headers=_retry_later(status, headers))
 
 
 def _unavailable(request: Request, lang: str, exc: BaseException) -> HTMLResponse:
@@ -215,12 +261,15 @@ def _result(
     *,
     rating: RatingSection | None = None,
     answer: reply.ReplySection | None = None,
+    fix: fix_check.FixCheckSection | None = None,
     status: int = 200,
     headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
     t = Texts(lang)
     title = t("page.result.title", status=view.status.label, procedure=view.procedure.title)
-    if (rating is not None and rating.error) or (answer is not None and answer.errors):
+    fix = fix if fix is not None else fix_check.fix_check_section(view)
+    failed = (rating is not None and rating.error) or (fix is not None and fix.error)
+    if failed or (answer is not None and answer.errors):
         title = t("page.error_title", page=title)
     alternates = language_links(
         lang, lambda other: f"/suivi/{view.tracking_code}?" + urlencode({"lang": other})
@@ -237,6 +286,8 @@ def _result(
         ratings=RATINGS,
         reply=answer,
         reply_path=reply.PATH,
+        fix=fix,
+        fix_choices=fix_check.CHOICES,
     )
 
 

@@ -19,6 +19,7 @@ from services.workflow.applicants import (
 )
 from services.workflow.clock import city_today
 from services.workflow.deps import CatalogueDep, ClockDep, IdempotencyKey, Pool, SettingsDep
+from services.workflow.nearby import fetch_nearby
 from services.workflow.notifications import fetch_notifications
 from services.workflow.schemas import (
     ActionCreate,
@@ -144,9 +145,12 @@ async def get_case(
             raise domain.NotFound("workflow.case_not_found", case_id=case_id)
         domain.check_visible(state, agent)
         history = await queries.history(conn, case_id)
-    (case_file, unavailable), (told, untold) = await asyncio.gather(
+    (case_file, unavailable), (told, untold), (nearby, nearby_unavailable) = await asyncio.gather(
         _read_case_file(request, pool, settings, case_id=case_id, agent=agent, lang=lang),
         fetch_notifications(request.app.state.notify_http, settings=settings, case_id=case_id, lang=lang),
+        fetch_nearby(
+            request.app.state.http, settings=settings, procedure=state.procedure, case_id=case_id, lang=lang
+        ),
     )
     return CaseDetail(
         case_id=case_id,
@@ -172,6 +176,8 @@ async def get_case(
         notifications=told.notifications if told else [],
         notifications_stopped_at=told.opted_out_at if told else None,
         notifications_unavailable=untold,
+        nearby=nearby,
+        nearby_unavailable=nearby_unavailable,
     )
 
 

@@ -19,7 +19,7 @@ from services.workflow.clock import Clock, SystemClock
 from services.workflow.consumers import make_consumer
 from services.workflow.domain import Conflict, Forbidden, NotFound, WorkflowError
 from services.workflow.queries import SCHEMA
-from services.workflow.service import check_deadlines
+from services.workflow.service import check_deadlines, check_fix_checks
 from services.workflow.settings import WorkflowSettings
 from shared.app import build_app
 from shared.auth import TokenVerifier
@@ -40,6 +40,7 @@ async def watch_deadlines(app: FastAPI, runtime: Runtime) -> None:
                 clock=app.state.clock,
                 warn_days=settings.warn_days,
             )
+            await check_fix_checks(runtime.pool, catalogue=app.state.catalogue, clock=app.state.clock)
         except Exception as exc:
             raise_if_cancelling()
             log.warning(

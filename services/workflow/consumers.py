@@ -1,5 +1,5 @@
-"""workflow reacts to intake's events: it opens each submitted case, and moves a case on when the citizen
-answers a request."""
+"""workflow reacts to intake's events: it opens each submitted case, moves a case on when the citizen
+answers a request, and reopens a street report whose reporter says it is not fixed."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from services.workflow import domain, queries
 from services.workflow.clock import Clock
 from shared.bus import Nak, PullConsumer
 from shared.events import Envelope, EventData, subjects_of
-from shared.events.intake import CaseSubmitted, CitizenReplied
+from shared.events.intake import CaseSubmitted, CitizenReplied, FixChecked
 from shared.procedures import Catalogue
 from shared.projection import Apply, folding_consumer
 from shared.runtime import Runtime
@@ -54,10 +54,32 @@ async def take_citizen_reply(
     await queries.record(conn, new_state, events)
 
 
+async def take_fix_check(
+    conn: asyncpg.Connection, event: FixChecked, catalogue: Catalogue, clock: Clock
+) -> None:
+    """The reporter said whether a "done" street report is really fixed: "not fixed" reopens it."""
+    if event.fixed:
+        return
+    state = await queries.load(conn, event.case_id, catalogue, lock=True)
+    if state is None:
+        raise Nak("the case is not opened yet")
+    new_state, events = domain.reopen(state, done_version=event.done_version, now=clock.now())
+    if not events:
+        log.info(
+            "reporter said not fixed, but the report has moved on since; kept on record in intake",
+            extra={"case_id": str(event.case_id)},
+        )
+        return
+    await queries.save(conn, new_state)
+    await queries.record(conn, new_state, events)
+    log.info("report reopened: its reporter says it is not fixed", extra={"case_id": str(event.case_id)})
+
+
 Handler = Callable[[asyncpg.Connection, Any, Catalogue, Clock], Awaitable[None]]
 HANDLERS: dict[type[EventData], Handler] = {
     CaseSubmitted: open_submitted_case,
     CitizenReplied: take_citizen_reply,
+    FixChecked: take_fix_check,
 }
 
 

@@ -21,11 +21,12 @@ from shared.events.workflow import (
     CaseOpened,
     DeadlineApproaching,
     DeadlinePassed,
+    FixCheckDue,
     StepChanged,
     WorkflowEvent,
 )
 from shared.http import DomainError
-from shared.procedures import CITY_TIMEZONE, Procedure, Role, Transition, Turn
+from shared.procedures import CITY_TIMEZONE, Procedure, Role, Step, Transition, Turn
 
 TAKE, ASSIGN = "take", "assign"
 
@@ -62,10 +63,13 @@ class CaseState:
     clock_paused_since: date | None
     deadline_state: str
     outcome: str | None
-
-    @property
-    def service(self) -> str:
-        return self.procedure.service
+    # The service the case went to (a street report's category routes it); the procedure's by default.
+    service: str = ""
+    # A street report's latest "done" (a final step that asks if it is fixed): when, at which version,
+    # and whether its reporter was asked yet (`none`, `asked`).
+    done_at: datetime | None = None
+    done_version: int | None = None
+    fix_check_state: str = "none"
 
     @property
     def final(self) -> bool:
@@ -90,6 +94,7 @@ def unopened(case_id: UUID, procedure: Procedure) -> CaseState:
         clock_paused_since=None,
         deadline_state="none",
         outcome=None,
+        service=procedure.service,
     )
 
 
@@ -106,19 +111,30 @@ def evolve(state: CaseState, event: WorkflowEvent) -> CaseState:
             raise BrokenHistory(f"case {state.case_id} opened under another procedure than the one given")
         # Cases opened before `submitted_at` was recorded on the event: the opening is the closest fact.
         submitted_at = event.submitted_at or event.opened_at
-        return replace(state, step=event.step, legal_deadline=event.legal_deadline, submitted_at=submitted_at)
+        return replace(
+            state,
+            step=event.step,
+            legal_deadline=event.legal_deadline,
+            submitted_at=submitted_at,
+            service=event.service,
+        )
     if isinstance(event, CaseAssigned):
         return replace(state, assignee=event.assignee)
     if isinstance(event, StepChanged):
         # The pause started on the day of the step that stopped the clock; a later paused step keeps it.
         paused_since = (state.clock_paused_since or city_day(event.at)) if event.clock_paused else None
-        return replace(
+        moved = replace(
             state,
             step=event.to_step,
             legal_deadline=event.legal_deadline,
             clock_paused_since=paused_since,
             outcome=event.outcome,
         )
+        if state.procedure.step(event.to_step).ask_if_fixed_after_days is not None:
+            return replace(moved, done_at=event.at, done_version=event.version, fix_check_state="none")
+        return moved
+    if isinstance(event, FixCheckDue):
+        return replace(state, fix_check_state="asked")
     if isinstance(event, DeadlineApproaching):
         return replace(state, deadline_state="warned")
     if isinstance(event, DeadlinePassed):
@@ -144,7 +160,7 @@ def open_case(
         version=1,
         procedure=procedure.code,
         procedure_version=procedure.version,
-        service=procedure.service,
+        service=submitted.service,
         step=procedure.first_step.code,
         legal_deadline=submitted.legal_deadline,
         opened_at=now,
@@ -266,8 +282,10 @@ def move(
     actor: Agent | None,
     now: datetime,
     reason: str | None = None,
+    duplicate_of: CaseState | None = None,
 ) -> tuple[CaseState, list[WorkflowEvent]]:
-    """Take the transition `action` from the current step; `actor` None is the citizen answering."""
+    """Take the transition `action` from the current step; `actor` None is the citizen answering.
+    A move into a step named `duplicate` says which case it duplicates (`duplicate_of`, loaded)."""
     if actor is not None:
         check_visible(state, actor)
     check_open(state)
@@ -275,20 +293,86 @@ def move(
     target = state.procedure.step(transition.to)
     if target.outcome == "rejected" and not (reason and reason.strip()):
         raise WorkflowError("workflow.reason_required", action=action)
+    _check_original(state, target.code, duplicate_of)
+    return _recorded(
+        state, _step_changed(state, action, target, actor=actor, now=now, duplicate_of=duplicate_of)
+    )
+
+
+def _step_changed(
+    state: CaseState,
+    action: str,
+    target: Step,
+    *,
+    actor: Agent | None,
+    now: datetime,
+    duplicate_of: CaseState | None = None,
+) -> StepChanged:
+    """The event of a move into `target`, by an agent or (`actor` None) the citizen."""
+    return StepChanged(
+        case_id=state.case_id,
+        version=state.version + 1,
+        action=action,
+        from_step=state.step,
+        to_step=target.code,
+        actor="agent" if actor is not None else "citizen",
+        by=actor.id if actor is not None else None,
+        at=now,
+        clock_paused=_clock_stops(state, target.turn),
+        legal_deadline=_deadline_after(state, target.turn, city_day(now)),
+        outcome=target.outcome.value if target.outcome else None,
+        duplicate_of=duplicate_of.case_id if duplicate_of is not None else None,
+    )
+
+
+DUPLICATE_STEP = "duplicate"
+
+
+def _check_original(state: CaseState, target: str, original: CaseState | None) -> None:
+    """A duplicate names its original: another open case of the same procedure (the reporter then
+    follows it), so that a chain of duplicates always ends at a case being dealt with."""
+    if target != DUPLICATE_STEP:
+        if original is not None:
+            raise WorkflowError("workflow.duplicate_of_not_expected", step=target)
+        return
+    if original is None:
+        raise WorkflowError("workflow.duplicate_of_required")
+    if original.case_id == state.case_id:
+        raise WorkflowError("workflow.duplicate_of_itself")
+    if original.procedure.code != state.procedure.code:
+        raise WorkflowError("workflow.duplicate_of_other_procedure", procedure=original.procedure.code)
+    if original.final:
+        raise WorkflowError("workflow.duplicate_of_closed", outcome=original.outcome)
+
+
+def reopen(state: CaseState, *, done_version: int, now: datetime) -> tuple[CaseState, list[WorkflowEvent]]:
+    """The reporter said the "done" of `done_version` is not fixed: the procedure's citizen transition out
+    of that step, if the case is still there (nothing otherwise: it moved on, or was reopened already)."""
+    step = state.procedure.step(state.step) if state.step else None
+    if step is None or step.ask_if_fixed_after_days is None or state.done_version != done_version:
+        return state, []
+    [transition] = [t for t in state.procedure.transitions if t.from_ == state.step]
+    target = state.procedure.step(transition.to)
+    return _recorded(state, _step_changed(state, transition.action, target, actor=None, now=now))
+
+
+def fix_check_events(state: CaseState, *, now: datetime) -> tuple[CaseState, list[WorkflowEvent]]:
+    """Once a report has been "done" for its procedure's days, its reporter is asked if it is fixed."""
+    step = state.procedure.step(state.step) if state.step else None
+    days = step.ask_if_fixed_after_days if step is not None else None
+    if days is None or state.fix_check_state != "none" or state.done_at is None or state.done_version is None:
+        return state, []
+    if now < state.done_at + timedelta(days=days):
+        return state, []
     return _recorded(
         state,
-        StepChanged(
+        FixCheckDue(
             case_id=state.case_id,
             version=state.version + 1,
-            action=action,
-            from_step=state.step,
-            to_step=target.code,
-            actor="agent" if actor is not None else "citizen",
-            by=actor.id if actor is not None else None,
+            step=state.step,
+            done_version=state.done_version,
+            done_at=state.done_at,
             at=now,
-            clock_paused=_clock_stops(state, target.turn),
-            legal_deadline=_deadline_after(state, target.turn, city_day(now)),
-            outcome=target.outcome.value if target.outcome else None,
         ),
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -36,6 +36,9 @@ SNAPSHOT_COLUMNS = (
     "clock_paused_since",
     "deadline_state",
     "outcome",
+    "done_at",
+    "done_version",
+    "fix_check_state",
 )
 
 
@@ -62,6 +65,10 @@ def _state(row: asyncpg.Record, catalogue: Catalogue) -> CaseState:
         clock_paused_since=row["clock_paused_since"],
         deadline_state=row["deadline_state"],
         outcome=row["outcome"],
+        service=row["service"],
+        done_at=row["done_at"],
+        done_version=row["done_version"],
+        fix_check_state=row["fix_check_state"],
     )
 
 
@@ -98,7 +105,8 @@ async def insert(conn: asyncpg.Connection, state: CaseState) -> bool:
 async def save(conn: asyncpg.Connection, state: CaseState) -> None:
     await conn.execute(
         "UPDATE workflow.cases SET step = $2, version = $3, assignee = $4, legal_deadline = $5, "
-        "clock_paused_since = $6, deadline_state = $7, outcome = $8, updated_at = now() WHERE case_id = $1",
+        "clock_paused_since = $6, deadline_state = $7, outcome = $8, done_at = $9, done_version = $10, "
+        "fix_check_state = $11, updated_at = now() WHERE case_id = $1",
         state.case_id,
         state.step,
         state.version,
@@ -107,6 +115,9 @@ async def save(conn: asyncpg.Connection, state: CaseState) -> None:
         state.clock_paused_since,
         state.deadline_state,
         state.outcome,
+        state.done_at,
+        state.done_version,
+        state.fix_check_state,
     )
 
 
@@ -206,6 +217,17 @@ async def due_for_deadline_check(
     return [r["case_id"] for r in rows]
 
 
+async def due_for_fix_check(conn: asyncpg.Connection, *, done_before: datetime) -> list[uuid.UUID]:
+    """Street reports "done" before `done_before` whose reporter was not asked yet if it is fixed
+    (`domain.fix_check_events` applies each procedure's own number of days)."""
+    rows = await conn.fetch(
+        "SELECT case_id FROM workflow.cases WHERE fix_check_state = 'none' AND done_at <= $1 "
+        "ORDER BY done_at LIMIT 500",
+        done_before,
+    )
+    return [r["case_id"] for r in rows]
+
+
 async def log_personal_data_read(
     conn: asyncpg.Connection, *, case_id: uuid.UUID, agent: str, what: Sequence[str]
 ) -> None:
@@ -233,6 +255,9 @@ def snapshot_of(state: CaseState) -> dict[str, Any]:
         "clock_paused_since": state.clock_paused_since,
         "deadline_state": state.deadline_state,
         "outcome": state.outcome,
+        "done_at": state.done_at,
+        "done_version": state.done_version,
+        "fix_check_state": state.fix_check_state,
     }
 
 

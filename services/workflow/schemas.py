@@ -16,6 +16,11 @@ class ActionCreate(BaseModel):
     comment: str | None = Field(default=None, max_length=4000)
     reason: str | None = Field(default=None, max_length=4000, description="required to reject")
     assignee: str | None = Field(default=None, max_length=200, description="with `assign`: the agent id")
+    duplicate_of: uuid.UUID | None = Field(
+        default=None,
+        description="with an action into the step `duplicate` (a street report): the case it duplicates, "
+        "another open case of the same procedure; its reporter then follows that one",
+    )
 
 
 class ActionPublic(BaseModel):
@@ -150,6 +155,21 @@ class CitizenNotification(BaseModel):
     delivered_at: datetime | None
 
 
+class NearbyReport(BaseModel):
+    """An open report of the same category near a street report (from intake): a candidate original, to
+    name in `duplicate_of` with `mark-duplicate`."""
+
+    case_id: uuid.UUID
+    category: str
+    category_label: str
+    step: str
+    state_label: str
+    submitted_on: date
+    distance_m: int = Field(description="from this report, rounded to 10 m")
+    district: str | None
+    district_label: str | None
+
+
 class CaseDetail(BaseModel):
     case_id: uuid.UUID
     procedure: str
@@ -186,4 +206,12 @@ class CaseDetail(BaseModel):
     )
     notifications_unavailable: str | None = Field(
         default=None, description="why the notifications are not shown (notify not answering)"
+    )
+    nearby: list[NearbyReport] | None = Field(
+        default=None,
+        description="a street report: the open reports of its category within 50 m, nearest first (null "
+        "for other procedures, or when intake is not answering: `nearby_unavailable` says so)",
+    )
+    nearby_unavailable: str | None = Field(
+        default=None, description="why `nearby` is not shown (intake not answering)"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -24,7 +25,16 @@ NotFound = domain.NotFound
 
 
 def _hash(command: ActionCreate) -> str:
-    return idempotency.fingerprint(command.model_dump(mode="json"))
+    # Unset fields added later (`duplicate_of`) are left out, so that a retry of a request recorded
+    # before they existed still replays.
+    return idempotency.fingerprint(
+        command.model_dump(mode="json", exclude_unset=True)
+        | {k: v for k, v in command.model_dump(mode="json").items() if k in _FIRST_FIELDS}
+    )
+
+
+# The fields of an action when idempotency keys were first recorded: always part of the fingerprint.
+_FIRST_FIELDS = ("action", "expected_version", "comment", "reason", "assignee")
 
 
 def _idempotent(
@@ -44,14 +54,35 @@ async def _replay(conn: asyncpg.Connection, request: Idempotent | None) -> dict[
 
 
 def _apply(
-    state: domain.CaseState, command: ActionCreate, agent: Agent, clock: Clock
+    state: domain.CaseState,
+    command: ActionCreate,
+    agent: Agent,
+    clock: Clock,
+    original: domain.CaseState | None = None,
 ) -> tuple[domain.CaseState, list[Any]]:
     now = clock.now()
     if command.action == domain.TAKE:
         return domain.take(state, agent, now=now)
     if command.action == domain.ASSIGN:
         return domain.assign(state, agent, assignee=command.assignee, now=now)
-    return domain.move(state, action=command.action, actor=agent, now=now, reason=command.reason)
+    return domain.move(
+        state, action=command.action, actor=agent, now=now, reason=command.reason, duplicate_of=original
+    )
+
+
+async def _original(
+    conn: asyncpg.Connection, command: ActionCreate, catalogue: Catalogue
+) -> domain.CaseState | None:
+    """The case a duplicate names, read under a share lock: it cannot close while this one points at it."""
+    if command.duplicate_of is None:
+        return None
+    found = await conn.fetchrow(
+        "SELECT case_id FROM workflow.cases WHERE case_id = $1 FOR SHARE", command.duplicate_of
+    )
+    original = await queries.load(conn, command.duplicate_of, catalogue) if found else None
+    if original is None:
+        raise domain.WorkflowError("workflow.duplicate_of_not_found", case_id=command.duplicate_of)
+    return original
 
 
 async def act(
@@ -74,7 +105,8 @@ async def act(
         if (previous := await _replay(conn, idempotent)) is not None:
             return previous, True
         domain.check_version(state, command.expected_version)
-        new_state, events = _apply(state, command, agent, clock)
+        original = await _original(conn, command, catalogue)
+        new_state, events = _apply(state, command, agent, clock, original)
         await queries.save(conn, new_state)
         await queries.record(conn, new_state, events, comment=command.comment, reason=command.reason)
         answer = {
@@ -122,6 +154,35 @@ async def check_deadlines(pool: asyncpg.Pool, *, catalogue: Catalogue, clock: Cl
                     exc,
                     extra={"case_id": str(case_id)},
                 )
+    return recorded
+
+
+async def check_fix_checks(pool: asyncpg.Pool, *, catalogue: Catalogue, clock: Clock) -> int:
+    """Ask the reporter of each street report "done" long enough ago whether it is really fixed
+    (`FixCheckDue`, which notify and tracking act on); exactly once, however many replicas run it."""
+    days = [
+        step.ask_if_fixed_after_days
+        for versions in catalogue.versions.values()
+        for procedure in versions.values()
+        for step in procedure.steps
+        if step.ask_if_fixed_after_days is not None
+    ]
+    if not days:
+        return 0
+    recorded = 0
+    async with pool.acquire() as conn:
+        due = await queries.due_for_fix_check(conn, done_before=clock.now() - timedelta(days=min(days)))
+        for case_id in due:
+            async with conn.transaction():
+                state = await queries.load(conn, case_id, catalogue, skip_locked=True)
+                if state is None:
+                    continue
+                new_state, events = domain.fix_check_events(state, now=clock.now())
+                if events:
+                    await queries.save(conn, new_state)
+                    await queries.record(conn, new_state, events)
+                    recorded += len(events)
+                    log.info("reporter asked if it is fixed", extra={"case_id": str(case_id)})
     return recorded
 
 

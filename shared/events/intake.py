@@ -103,3 +103,21 @@ class CaseRated(EventData):
     rating: int = Field(ge=1, le=5)
     rated_at: datetime
     with_comment: bool
+
+
+@register
+class FixChecked(EventData):
+    """The reporter of a street report said whether the problem is really fixed, after the city's "done"
+    (asked four weeks later; see `FixCheckDue`). Once per time the report is done. "Not fixed" reopens
+    the report (workflow takes the procedure's citizen transition out of its "done" step)."""
+
+    type: ClassVar[str] = "fr.suivi.case.fix-checked.v1"
+    name: ClassVar[str] = "fix-checked"
+    source: ClassVar[str] = "suivi/intake"
+
+    case_id: uuid.UUID
+    fixed: bool
+    checked_at: datetime
+    # Which "done" of the case this answers (the workflow version of the step change into it): a report
+    # reopened and done again is asked again.
+    done_version: int

@@ -71,6 +71,9 @@ class StepChanged(WorkflowEvent):
     legal_deadline: date | None
     outcome: str | None = None
     tacit: bool = False
+    # A street report closed as a duplicate: the report it duplicates, whose progress its reporter now
+    # follows.
+    duplicate_of: uuid.UUID | None = None
 
 
 @register
@@ -94,4 +97,19 @@ class DeadlinePassed(WorkflowEvent):
 
     legal_deadline: date
     step: str
+    at: datetime
+
+
+@register
+class FixCheckDue(WorkflowEvent):
+    """A street report has been "done" for the days its procedure says (`ask_if_fixed_after_days`):
+    its reporter is now asked whether the problem is really fixed (notify writes, tracking asks)."""
+
+    type: ClassVar[str] = "fr.suivi.case.fix-check-due.v1"
+    name: ClassVar[str] = "fix-check-due"
+
+    step: str
+    # The version of the step change into "done" that this asks about (`FixChecked.done_version`).
+    done_version: int
+    done_at: datetime
     at: datetime

@@ -10,23 +10,20 @@ import io
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from PIL import Image
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
-from devtools import dev_issuer
 from devtools.demo import VALID_DATA
-from tests.browser import BLOCKING_IMPACTS, SCREENSHOTS
+from tests.browser import SCREENSHOTS, blocking_violations
 from tests.conftest import Env, Tokens
 from tests.intake.test_documents import GPS, pdf, photo_with_gps
 from tests.intake.test_pages_browser import fill
-from tests.processes import ServiceProcess, service_env
+from tests.processes import Services, running_services
 
 pytestmark = pytest.mark.browser
 PROCEDURE = "permis-construire"
@@ -42,30 +39,12 @@ def waited(read: Callable[[], T], until: Callable[[T], bool], *, seconds: float 
         time.sleep(0.1)
 
 
-@dataclass
-class Site:
-    intake: str
-    tracking: str
-    workflow: str
-    agent: dict[str, str]
-
+class Site(Services):
     def case(self, case_id: str) -> dict[str, Any]:
         answer = httpx.get(f"{self.workflow}/v1/cases/{case_id}", headers=self.agent, timeout=10)
         assert answer.status_code == 200, answer.text
         view: dict[str, Any] = answer.json()
         return view
-
-    def act(self, case_id: str, action: str, **extra: Any) -> dict[str, Any]:
-        version = self.case(case_id)["version"]
-        answer = httpx.post(
-            f"{self.workflow}/v1/cases/{case_id}/actions",
-            headers=self.agent,
-            json={"action": action, "expected_version": version, **extra},
-            timeout=10,
-        )
-        assert answer.status_code == 200, answer.text
-        done: dict[str, Any] = answer.json()
-        return done
 
     def download(self, url: str) -> httpx.Response:
         answer = httpx.get(
@@ -83,48 +62,11 @@ class Site:
 def site(env: Env, tmp_path: Path, issuer: Path, tokens: Tokens) -> Iterator[Site]:
     logs = tmp_path / "logs"
     logs.mkdir()
-    tracking = ServiceProcess(
-        "services.tracking.app", env=service_env(env.database_url, env.nats_url), log_dir=logs
-    )
-    intake = ServiceProcess(
-        "services.intake.app",
-        log_dir=logs,
-        env=service_env(
-            env.database_url,
-            env.nats_url,
-            TRACKING_PUBLIC_URL=tracking.url,
-            DOCUMENTS_DIR=str(tmp_path / "documents"),
-        ),
-    )
-    tracking.env["INTAKE_URL"] = intake.url
-    workflow = ServiceProcess(
-        "services.workflow.app",
-        log_dir=logs,
-        env=service_env(
-            env.database_url,
-            env.nats_url,
-            OIDC_ISSUER=dev_issuer.DEV_ISSUER,
-            OIDC_JWKS_FILE=str(issuer / dev_issuer.JWKS_FILE),
-            INTAKE_INTERNAL_URL=intake.url,
-        ),
-    )
-    try:
-        tracking.start()
-        intake.start()
-        workflow.start()
-        yield Site(intake.url, tracking.url, workflow.url, tokens("agent", "urbanisme"))
-    finally:
-        workflow.stop()
-        intake.stop()
-        tracking.stop()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(10000)
-    yield context.new_page()
-    context.close()
+    documents = {"DOCUMENTS_DIR": str(tmp_path / "documents")}
+    with running_services(
+        env.database_url, env.nats_url, logs=logs, issuer=issuer, intake_env=documents
+    ) as urls:
+        yield Site(urls["intake"], urls["tracking"], urls["workflow"], tokens("agent", "urbanisme"))
 
 
 def send(page: Page, form: str) -> int:
@@ -133,14 +75,6 @@ def send(page: Page, form: str) -> int:
     response = navigation.value
     assert response is not None
     return response.status
-
-
-def blocking_violations(page: Page, within: str) -> list[str]:
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']]}"
-        for v in Axe().run(page, context=within).response["violations"]
-        if v["impact"] in BLOCKING_IMPACTS
-    ]
 
 
 def test_a_plan_and_a_photo_go_to_the_agent_and_a_reply_brings_a_document(

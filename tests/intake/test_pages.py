@@ -190,8 +190,12 @@ async def test_every_procedures_form_asks_every_field_with_its_label_help_and_re
             assert f.help.in_(lang) in text
         if f.pattern_hint:
             assert f.pattern_hint.in_(lang) in text
-        for choice in f.choices:
-            assert choice.label.in_(lang) in text
+        found_by_the_city = f.type is FieldType.LOCATION and procedure.districts is not None
+        if found_by_the_city:  # the district is found from the point: the form does not ask for it
+            assert f'name="data.{f.name}.district"' not in text
+        else:
+            for choice in f.choices:
+                assert choice.label.in_(lang) in text
         if f.type is FieldType.LOCATION:
             for part in ("address", "latitude", "longitude"):
                 assert html.inputs(f"data.{f.name}.{part}"), part
@@ -382,23 +386,31 @@ async def test_back_change_and_send_again_keeps_the_first_request_and_offers_a_n
 async def test_a_place_by_its_coordinates_typed_the_french_way(intake: httpx.AsyncClient, env: Env) -> None:
     typed = form_for(
         "signalement-voirie",
-        **{"data.location.latitude": "45,7578", "data.location.longitude": " 4,832 "},
+        **{
+            "data.location.address": "",
+            "data.location.latitude": "45,7578",
+            "data.location.longitude": " 4,832 ",
+        },
     )
     assert (await send(intake, "signalement-voirie", typed)).status_code == 303
     [case] = await cases(env)
-    assert json.loads(case["data"])["location"] == {"latitude": 45.7578, "longitude": 4.832}
+    place = json.loads(case["data"])["location"]
+    assert place == {"latitude": 45.7578, "longitude": 4.832, "district": "centre", "cell": place["cell"]}
+    assert len(place["cell"]) == 15  # an H3 index, the public grid cell
 
 
-async def test_a_place_by_its_address_and_a_point_as_well_is_explained(intake: httpx.AsyncClient) -> None:
-    typed = form_for("signalement-voirie", **{"data.location.address": "3 rue de la République"})
-    page = await send(intake, "signalement-voirie", typed, lang="en")
-    assert page.status_code == 422
-    assert summary_links(page.text) == {
-        "data-location": "Location: Give an address, or a latitude and a longitude."
-    }
-    html = Html(page.text)
-    assert html.by_id("data-location")["value"] == "3 rue de la République"
-    assert html.by_id("data-location-latitude")["aria-invalid"] == "true"
+async def test_a_place_by_its_address_and_a_point_as_well_keeps_both(
+    intake: httpx.AsyncClient, env: Env
+) -> None:
+    """The phone's point says where; the address, typed beside it, helps the team find the spot."""
+    typed = form_for(
+        "signalement-voirie",
+        **{"data.location.latitude": "45.7612", "data.location.longitude": "4.8165"},
+    )
+    assert (await send(intake, "signalement-voirie", typed)).status_code == 303
+    [case] = await cases(env)
+    place = json.loads(case["data"])["location"]
+    assert place["address"] == "3 place du Marché" and place["district"] == "ouest"
 
 
 async def test_the_form_reads_multipart_too(intake: httpx.AsyncClient, env: Env) -> None:
@@ -464,9 +476,9 @@ async def test_only_a_counter_deployment_records_another_channel(
     assert public.status_code == 303
     page = await counter_intake.get("/demarches/signalement-voirie")
     assert [i["value"] for i in Html(page.text).inputs("channel")] == ["web", "counter", "phone"]
-    counter = await send(
-        counter_intake, "signalement-voirie", form_for("signalement-voirie", channel="counter")
-    )
+    # The same report again, at the same place: the agent says it is another problem (`confirm_new`).
+    again = form_for("signalement-voirie", channel="counter", confirm_new="1")
+    counter = await send(counter_intake, "signalement-voirie", again)
     assert counter.status_code == 303
     assert sorted(c["channel"] for c in await cases(env)) == ["counter", "web"]
 

@@ -12,16 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from devtools.demo import APPLICANT, VALID_DATA
 from shared.i18n import languages
 from shared.procedures import FieldType, load_catalogue
 from shared.settings import DEFAULT_PROCEDURES_DIR
-from tests.browser import BLOCKING_IMPACTS, SCREENSHOTS
+from tests.browser import SCREENSHOTS, blocking_violations
 from tests.conftest import Env
-from tests.processes import ServiceProcess, service_env
+from tests.processes import running_services
 
 pytestmark = pytest.mark.browser
 CATALOGUE = load_catalogue(DEFAULT_PROCEDURES_DIR)
@@ -45,29 +44,8 @@ class Site:
 def site(env: Env, tmp_path: Path) -> Iterator[Site]:
     logs = tmp_path / "logs"
     logs.mkdir()
-    tracking = ServiceProcess(
-        "services.tracking.app", env=service_env(env.database_url, env.nats_url), log_dir=logs
-    )
-    intake = ServiceProcess(
-        "services.intake.app",
-        log_dir=logs,
-        env=service_env(env.database_url, env.nats_url, TRACKING_PUBLIC_URL=tracking.url),
-    )
-    try:
-        tracking.start()
-        intake.start()
-        yield Site(intake=intake.url, tracking=tracking.url, logs=logs)
-    finally:
-        intake.stop()
-        tracking.stop()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(10000)
-    yield context.new_page()
-    context.close()
+    with running_services(env.database_url, env.nats_url, logs=logs) as urls:
+        yield Site(intake=urls["intake"], tracking=urls["tracking"], logs=logs)
 
 
 def fill(page: Page, code: str, data: dict[str, Any], applicant: dict[str, str] | None = None) -> None:
@@ -98,14 +76,6 @@ def send(page: Page) -> int:
     response = navigation.value
     assert response is not None
     return response.status
-
-
-def blocking_violations(page: Page) -> list[str]:
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']]}"
-        for v in Axe().run(page).response["violations"]
-        if v["impact"] in BLOCKING_IMPACTS
-    ]
 
 
 # A mistake per procedure, what the summary then says, and how the citizen corrects it.

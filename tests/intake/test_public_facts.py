@@ -23,8 +23,11 @@ PLACE = "signalement-voirie"
 
 
 def _report_published_by_district(root: Path) -> Path:
-    """The shipped catalogue, with the street report's location published as its district."""
+    """The shipped catalogue, with the street report's location published as its district, chosen by the
+    citizen: version 1 without the polygons of version 2 (which find the district from the point)."""
     shutil.copytree(SHIPPED, root, dirs_exist_ok=True)
+    (root / PLACE / "v2.yaml").unlink()
+    (root / PLACE / "districts.geojson").unlink()
     path = root / PLACE / "v1.yaml"
     definition = yaml.safe_load(path.read_text(encoding="utf-8"))
     fields: list[dict[str, Any]] = definition["fields"]
@@ -44,9 +47,7 @@ async def intake_by_district(env: Env, tmp_path: Path) -> AsyncIterator[httpx.As
 
 
 def _report(location: dict[str, Any]) -> dict[str, Any]:
-    body = make_case(PLACE, location=location)
-    del body["data"]["district"]
-    return body
+    return make_case(PLACE, location=location)
 
 
 async def _published_facts(env: Env) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ import pytest
 from services.notify.content import GSM7, SMS_MAX, UCS2_MAX, gsm7, languages, render, sms_text
 from services.notify.domain import Kind, notice_for
 from shared.events import make_envelope
-from shared.events.workflow import StepChanged
+from shared.events.workflow import FixCheckDue, StepChanged
 from shared.i18n import direction
 from shared.procedures import Procedure, Turn, load_catalogue
 from shared.settings import DEFAULT_PROCEDURES_DIR
@@ -30,6 +30,8 @@ def _steps(procedure: Procedure, kind: Kind) -> list[str]:
         return [procedure.first_step.code]
     if kind is Kind.ACTION_NEEDED:
         return [s.code for s in procedure.steps if s.turn is Turn.CITIZEN]
+    if kind is Kind.FIX_CHECK:
+        return [s.code for s in procedure.steps if s.ask_if_fixed_after_days is not None]
     return [s.code for s in procedure.steps if s.outcome is not None]
 
 
@@ -128,3 +130,30 @@ def test_only_changes_that_matter_to_the_citizen_are_notified() -> None:
     assert step("documents-requested") is Kind.ACTION_NEEDED
     assert step("accepted", outcome="accepted") is Kind.DECIDED
     assert step("tacitly-accepted", outcome="accepted", tacit=True) is Kind.TACIT_DECISION
+
+
+def test_a_street_report_done_weeks_ago_asks_its_reporter_if_it_is_fixed() -> None:
+    report = CATALOGUE.latest("signalement-voirie")
+    assert report is not None
+    due = FixCheckDue(
+        case_id=uuid.uuid4(),
+        version=4,
+        step="done",
+        done_version=3,
+        done_at="2026-11-01T10:00:00+00:00",  # type: ignore[arg-type]
+        at="2026-11-29T10:00:00+00:00",  # type: ignore[arg-type]
+    )
+    notice = notice_for(make_envelope(due, case_id=due.case_id, procedure=report.code), due, procedure=report)
+    assert notice is not None and notice.kind is Kind.FIX_CHECK and notice.context["step"] == "done"
+    rendered = render(
+        kind=Kind.FIX_CHECK,
+        lang="fr",
+        procedure=report,
+        context=notice.context,
+        tracking_code=CODE,
+        tracking_url=LONG_URL,
+        unsubscribe_url="https://notify.example/notifications/stop/abc",
+    )
+    assert "le problème est-il réglé ?" in rendered.subject
+    assert "Intervention faite (service fait)" in rendered.text and "Le 1er novembre 2026" in rendered.text
+    assert "rouvert" in rendered.text and LONG_URL in rendered.sms

@@ -132,7 +132,7 @@ async def test_a_case_from_submission_to_decision_is_delivered_in_order_signed(
     events = await delivered(receiver, 4)
     assert [e["type"] for e in events] == [SUBMITTED, OPENED, STEP_CHANGED, STEP_CHANGED]
     assert {e["subject"] for e in events} == {case["case_id"]}
-    assert events[-1]["data"]["to_step"] == "resolved" and events[-1]["data"]["outcome"] == "accepted"
+    assert events[-1]["data"]["to_step"] == "done" and events[-1]["data"]["outcome"] == "accepted"
     assert verified(receiver, created["secret"]) == events
     for request in receiver.delivered():
         assert request.headers["webhook-id"] == request.event["id"]

@@ -22,7 +22,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from shared import bus, tracking_code
 from shared.events import STREAM, make_envelope, subject_for, subjects_of
-from shared.events.intake import CaseSubmitted, CitizenReplied
+from shared.events.intake import CaseSubmitted, CitizenReplied, FixChecked
 from shared.settings import DEFAULT_PROCEDURES_DIR
 from tests.conftest import Env, workflow_app
 from tests.waiting import eventually, query, scalar
@@ -164,7 +164,9 @@ async def test_a_consumer_left_by_an_older_release_gets_this_releases_configurat
             )
     finally:
         await nc.close()
-    assert set(info.config.filter_subjects or []) == set(subjects_of(CaseSubmitted, CitizenReplied))
+    assert set(info.config.filter_subjects or []) == set(
+        subjects_of(CaseSubmitted, CitizenReplied, FixChecked)
+    )
     assert info.config.max_deliver == -1
 
 

@@ -19,6 +19,7 @@ from shared.procedures import (
     FieldType,
     LegalDeadline,
     Procedure,
+    Role,
     Text,
     load_catalogue,
 )
@@ -108,6 +109,10 @@ class TestEveryShippedDefinition:
         for step in procedure.steps:
             if step.outcome is None:
                 assert step.code in leaving, f"open step {step.code} has no way out"
+            elif step.ask_if_fixed_after_days is not None:
+                # A street report's "done": only its reporter's "not fixed" reopens it.
+                [out] = [t for t in procedure.transitions if t.from_ == step.code]
+                assert out.roles == (Role.CITIZEN,) and procedure.step(out.to).outcome is None
             else:
                 assert step.code not in leaving, f"final step {step.code} has a way out"
 

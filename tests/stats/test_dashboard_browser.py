@@ -6,30 +6,23 @@ Only the system Chromium is used (`/usr/bin/chromium`); Playwright's own browser
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import nats
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
 from shared.events import EventData
 from shared.events.intake import CaseRated
-from tests.browser import BLOCKING_IMPACTS, SCREENSHOTS
+from tests.browser import SCREENSHOTS
 from tests.conftest import Env
-from tests.processes import ServiceProcess, service_env
+from tests.stats.conftest import PHONE, desktop_page, folded_stats, serious_violations
 from tests.stats.test_figures import DAY, PROCEDURE, Case, publish
-from tests.waiting import eventually, scalar
 
 pytestmark = pytest.mark.browser
-
-PHONE, DESKTOP = 390, 1280
 
 
 def fourteen_months() -> list[EventData]:
@@ -66,52 +59,19 @@ def fourteen_months() -> list[EventData]:
     return events
 
 
-async def publish_and_settle(env: Env, events: list[EventData]) -> None:
-    nc = await nats.connect(env.nats_url)
-    try:
-        last = (await publish(nc.jetstream(), events))[-1]
-    finally:
-        await nc.close()
-    await eventually(
-        lambda: scalar(env.database_url, "SELECT max(stream_seq) FROM stats.consumer_positions"),
-        until=lambda reached: reached is not None and reached >= last,
-        timeout=90,
-    )
-
-
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(locale="fr-FR", viewport={"width": DESKTOP, "height": 900})
-    context.set_default_timeout(10_000)
-    yield context.new_page()
-    context.close()
+    yield from desktop_page(browser)
 
 
 @pytest.fixture
 def stats_url(env: Env, tmp_path: Path) -> Iterator[str]:
     """A stats process that has folded fourteen months of permits."""
-    stats = ServiceProcess(
-        "services.stats.app", env=service_env(env.database_url, env.nats_url), log_dir=tmp_path
-    )
-    try:
-        stats.start()
-        with ThreadPoolExecutor(1) as thread:  # the browser tests run in the session's event loop already
-            thread.submit(asyncio.run, publish_and_settle(env, fourteen_months())).result()
-        yield stats.url
-    finally:
-        stats.stop()
+    yield from folded_stats(env, tmp_path, fourteen_months(), publish)
 
 
 def open_every_table(page: Page) -> None:
     page.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true })")
-
-
-def serious_violations(page: Page) -> list[str]:
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']]}"
-        for v in Axe().run(page).response["violations"]
-        if v["impact"] in BLOCKING_IMPACTS
-    ]
 
 
 def test_the_dashboard_reads_well_and_accessibly_in_both_languages(stats_url: str, page: Page) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
-from tests.browser import BLOCKING_IMPACTS, SCREENSHOTS
-from tests.tracking.test_web_browser import Site, mistype, page, site  # noqa: F401 - the fixtures
+from tests.browser import SCREENSHOTS, blocking_violations
+from tests.tracking.test_web_browser import Site, mistype, site  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.browser
 # Whether an element's text is drawn left to right: its first character left of its last.
@@ -24,15 +23,7 @@ FIRST_CHARACTER_ON_THE_LEFT = """element => {
 }"""
 
 
-def _blocking(page: Page) -> list[str]:  # noqa: F811 - `page` as in the tests
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']]}"
-        for v in Axe().run(page).response["violations"]
-        if v["impact"] in BLOCKING_IMPACTS
-    ]
-
-
-def _reads_right_to_left(page: Page) -> None:  # noqa: F811
+def _reads_right_to_left(page: Page) -> None:
     html = page.locator("html")
     expect(html).to_have_attribute("lang", "ar")
     expect(html).to_have_attribute("dir", "rtl")
@@ -48,7 +39,7 @@ def _reads_right_to_left(page: Page) -> None:  # noqa: F811
 
 def test_the_arabic_pages_read_right_to_left_with_no_serious_accessibility_violation(
     site: Site,  # noqa: F811
-    page: Page,  # noqa: F811
+    page: Page,
 ) -> None:
     case = site.submit()
     code = case["tracking_code"]
@@ -65,7 +56,7 @@ def test_the_arabic_pages_read_right_to_left_with_no_serious_accessibility_viola
         "the tracking code reads right to left"
     )
     expect(page.get_by_role("link", name="Français")).to_have_attribute("hreflang", "fr")
-    found = {"result": _blocking(page)}
+    found = {"result": blocking_violations(page)}
 
     for name, url in {
         "form": f"{site.tracking}/?lang=ar",
@@ -73,7 +64,7 @@ def test_the_arabic_pages_read_right_to_left_with_no_serious_accessibility_viola
     }.items():
         page.goto(url)
         _reads_right_to_left(page)
-        found[name] = _blocking(page)
+        found[name] = blocking_violations(page)
     expect(page.get_by_role("alert")).to_contain_text("يبدو أن رمز التتبّع هذا أُدخل بشكل خاطئ")
     assert not any(found.values()), found
 
@@ -81,12 +72,12 @@ def test_the_arabic_pages_read_right_to_left_with_no_serious_accessibility_viola
     page.goto(f"{site.tracking}/suivi/{code}?lang=ar")
     expect(page.get_by_role("heading", name="كيف تردّ")).to_be_visible()
     assert "الأجل معلَّق في انتظار ردّك" in page.content()
-    assert not _blocking(page)
+    assert not blocking_violations(page)
 
 
 def test_the_arabic_result_page_looks_right_on_a_desktop_and_a_phone(
     site: Site,  # noqa: F811
-    page: Page,  # noqa: F811
+    page: Page,
 ) -> None:
     case = site.submit()
     site.ask_for_documents(case)

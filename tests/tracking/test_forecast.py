@@ -80,7 +80,7 @@ async def test_without_enough_similar_cases_the_page_says_so(
     await publish_forecast(
         env,
         "signalement-voirie",
-        {"received": {"n": 3, "p50_days": None, "p90_days": None, "usual_days": None}},
+        {"new": {"n": 3, "p50_days": None, "p90_days": None, "usual_days": None}},
     )
     report = (await intake.post("/v1/cases", json=make_case("signalement-voirie"))).json()
     few = (await tracking.get(f"/v1/track/{report['tracking_code']}", params={"lang": "en"})).json()[

@@ -4,24 +4,19 @@ by tracking to intake, answered with thanks, or with the page saying what is wro
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from fastapi import FastAPI
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
-from devtools import dev_issuer
 from services.tracking.app import create_app as create_tracking
-from tests.browser import BLOCKING_IMPACTS, SCREENSHOTS
+from tests.browser import SCREENSHOTS, blocking_violations
 from tests.builders import make_case
 from tests.conftest import Env, Tokens, _client, reach_intake_in_process, tracking_settings
-from tests.processes import ServiceProcess, service_env
+from tests.tracking.conftest import Site
 from tests.waiting import eventually, query, scalar
 
 # A street-light report: an agent of the voirie service fixes it in two actions, which decides it.
@@ -226,84 +221,7 @@ async def test_intake_down_is_said_on_the_page_with_what_was_typed(
     assert await ratings(env) == []
 
 
-# In headless Chromium, with intake, workflow and tracking as real processes
-
-
-@dataclass
-class Site:
-    intake: str
-    tracking: str
-    workflow: str
-    agent: dict[str, str]
-
-    def decided_case(self) -> str:
-        answer = httpx.post(f"{self.intake}/v1/cases", json=make_case(PROCEDURE), timeout=10)
-        assert answer.status_code == 201, answer.text
-        case = answer.json()
-        url, deadline = f"{self.workflow}/v1/cases/{case['case_id']}", time.monotonic() + 30
-        while httpx.get(url, headers=self.agent, timeout=5).status_code != 200:
-            assert time.monotonic() < deadline, "workflow did not open the case"
-            time.sleep(0.1)
-        for version, action in enumerate(FIX_AT_ONCE, start=1):
-            done = httpx.post(
-                f"{url}/actions",
-                headers=self.agent,
-                timeout=5,
-                json={"action": action, "expected_version": version},
-            )
-            assert done.status_code == 200, done.text
-        lookup = f"{self.tracking}/v1/track/{case['tracking_code']}"
-        while not httpx.get(lookup, timeout=5).json()["status"]["final"]:
-            assert time.monotonic() < deadline, "tracking did not show the decision"
-            time.sleep(0.1)
-        code: str = case["tracking_code"]
-        return code
-
-
-@pytest.fixture
-def site(env: Env, tmp_path: Path, issuer: Path, tokens: Tokens) -> Iterator[Site]:
-    intake = ServiceProcess(
-        "services.intake.app", log_dir=tmp_path, env=service_env(env.database_url, env.nats_url)
-    )
-    tracking = ServiceProcess(
-        "services.tracking.app",
-        log_dir=tmp_path,
-        env=service_env(env.database_url, env.nats_url, INTAKE_URL=intake.url),
-    )
-    workflow = ServiceProcess(
-        "services.workflow.app",
-        log_dir=tmp_path,
-        env=service_env(
-            env.database_url,
-            env.nats_url,
-            OIDC_ISSUER=dev_issuer.DEV_ISSUER,
-            OIDC_JWKS_FILE=str(issuer / dev_issuer.JWKS_FILE),
-        ),
-    )
-    try:
-        for process in (intake, tracking, workflow):
-            process.start()
-        yield Site(intake.url, tracking.url, workflow.url, tokens("agent", "voirie"))
-    finally:
-        for process in (workflow, tracking, intake):
-            process.stop()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(5000)
-    yield context.new_page()
-    context.close()
-
-
-def blocking_violations(page: Page) -> list[str]:
-    violations = Axe().run(page).response["violations"]
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']]}"
-        for v in violations
-        if v["impact"] in BLOCKING_IMPACTS
-    ]
+# In headless Chromium, with intake, workflow and tracking as real processes (`conftest.site`)
 
 
 @pytest.mark.browser

@@ -17,24 +17,19 @@ from typing import Any
 import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
-from devtools import dev_issuer
 from tests.browser import BLOCKING_IMPACTS, SCREENSHOTS
 from tests.builders import make_case
 from tests.conftest import Env, Tokens
-from tests.processes import ServiceProcess, service_env
+from tests.processes import Services, running_services
 from tests.tracking.test_forecast import publish_forecast
 
 pytestmark = pytest.mark.browser
 
 
 @dataclass
-class Site:
-    intake: str
-    tracking: str
-    workflow: str
-    agent: dict[str, str]
+class Site(Services):
     logs: Path
 
     def submit(self) -> dict[str, Any]:
@@ -45,19 +40,9 @@ class Site:
 
     def ask_for_documents(self, case: dict[str, Any]) -> None:
         """An agent asks the citizen for documents, and tracking shows it is the citizen's turn."""
-        url = f"{self.workflow}/v1/cases/{case['case_id']}"
+        for action in ("start-check", "request-documents"):
+            self.act(case["case_id"], action)
         deadline = time.monotonic() + 20
-        while httpx.get(url, headers=self.agent, timeout=5).status_code != 200:
-            assert time.monotonic() < deadline, "workflow did not open the case"
-            time.sleep(0.1)
-        for version, action in enumerate(("start-check", "request-documents"), start=1):
-            answer = httpx.post(
-                f"{url}/actions",
-                headers=self.agent,
-                timeout=5,
-                json={"action": action, "expected_version": version},
-            )
-            assert answer.status_code == 200, answer.text
         lookup = f"{self.tracking}/v1/track/{case['tracking_code']}"
         while httpx.get(lookup, timeout=5).json()["status"]["turn"] != "citizen":
             assert time.monotonic() < deadline, "tracking did not show the request"
@@ -71,50 +56,17 @@ class Site:
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(5000)
-    yield context.new_page()
-    context.close()
-
-
-@pytest.fixture
 def site(env: Env, tmp_path: Path, issuer: Path, tokens: Tokens) -> Iterator[Site]:
     logs = tmp_path / "logs"
     logs.mkdir()
-    workflow = ServiceProcess(
-        "services.workflow.app",
-        log_dir=logs,
-        env=service_env(
-            env.database_url,
-            env.nats_url,
-            OIDC_ISSUER=dev_issuer.DEV_ISSUER,
-            OIDC_JWKS_FILE=str(issuer / dev_issuer.JWKS_FILE),
-        ),
-    )
-    tracking = ServiceProcess(
-        "services.tracking.app", env=service_env(env.database_url, env.nats_url), log_dir=logs
-    )
-    intake = ServiceProcess(
-        "services.intake.app",
-        log_dir=logs,
-        env=service_env(env.database_url, env.nats_url, TRACKING_PUBLIC_URL=tracking.url),
-    )
-    try:
-        tracking.start()
-        intake.start()
-        workflow.start()
+    with running_services(env.database_url, env.nats_url, logs=logs, issuer=issuer) as urls:
         yield Site(
-            intake=intake.url,
-            tracking=tracking.url,
-            workflow=workflow.url,
+            intake=urls["intake"],
+            tracking=urls["tracking"],
+            workflow=urls["workflow"],
             agent=tokens("agent", "urbanisme"),
             logs=logs,
         )
-    finally:
-        workflow.stop()
-        intake.stop()
-        tracking.stop()
 
 
 def focus_by_tabbing(page: Page, element_id: str, *, presses: int = 10) -> None:
