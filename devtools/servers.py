@@ -38,10 +38,20 @@ with warnings.catch_warnings():
     )
 
 
+# Ports handed out by this process: a port is free when asked for, not yet when its server starts, so two
+# servers made before either starts could otherwise be given the same one.
+_HANDED: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port free now, never one this process handed out before."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED:
+            _HANDED.add(port)
+            return port
 
 
 def _wait_for_port(
