@@ -3,7 +3,8 @@
 Two passes, again and again:
 1. a pending notification learns how to reach the citizen (intake's internal API: channels chosen,
    language) and becomes one message per channel; a case whose citizen stopped its messages gets none;
-2. a due message is claimed (`sending`, with a lease, committed before anything goes out), its address is
+2. due messages are claimed in a batch (a lease and a claim id, committed); each is then marked `sending`
+   (its try counted, committed before anything goes out) if the claim still holds, its address is
    fetched from intake at that moment (never stored), and it is sent; the outcome is recorded at once:
    `sent`, `temporary-failure` (tried again on the schedule) or `permanent-failure` with the reason.
 
@@ -209,7 +210,7 @@ class Sender:
     async def send_due(self) -> int:
         """Lease a batch of due messages (so another replica leaves them), then send them one by one."""
         rows = await self._pool.fetch(
-            "UPDATE notify.messages m SET lease_until = now() + make_interval(secs => $2) "
+            "UPDATE notify.messages m SET lease_until = now() + make_interval(secs => $2), claim_id = $3 "
             "FROM notify.notifications n WHERE n.notification_id = m.notification_id AND m.message_id IN ("
             "  SELECT d.message_id FROM notify.messages d WHERE (d.lease_until IS NULL OR d.lease_until < now())"
             "  AND (d.status = 'sending' OR (d.status IN ('created', 'temporary-failure') "
@@ -221,12 +222,36 @@ class Sender:
             "RETURNING m.*, n.kind, n.context, n.procedure, n.procedure_version",
             self._settings.send_batch,
             self._settings.send_lease_seconds,
+            uuid.uuid4(),
         )
         for row in sorted(rows, key=lambda r: r["created_at"]):
             await self._send(row)
         return len(rows)
 
-    async def _send(self, row: asyncpg.Record | dict[str, Any]) -> None:
+    async def _start_try(self, row: asyncpg.Record | dict[str, Any]) -> dict[str, Any] | None:
+        """Mark the message `sending` and count the try, if this sender's claim on it still holds (else
+        None: its lease ran out while it waited in the batch, and another sender took it)."""
+        attempts = await self._pool.fetchval(
+            "UPDATE notify.messages SET status = 'sending', attempts = attempts + 1, updated_at = now(), "
+            "lease_until = now() + make_interval(secs => $3) "
+            "WHERE message_id = $1 AND claim_id = $2 RETURNING attempts",
+            row["message_id"],
+            row["claim_id"],
+            self._settings.send_lease_seconds,
+        )
+        if attempts is None:
+            log.info(
+                "message %s left to the sender that claimed it after this one's lease ran out",
+                row["message_id"],
+                extra={"case_id": str(row["case_id"]), "message_id": str(row["message_id"])},
+            )
+            return None
+        return {**dict(row), "attempts": attempts}
+
+    async def _send(self, claimed: asyncpg.Record | dict[str, Any]) -> None:
+        row = await self._start_try(claimed)
+        if row is None:
+            return
         ids = {
             "case_id": str(row["case_id"]),
             "message_id": str(row["message_id"]),
@@ -287,7 +312,7 @@ class Sender:
             else:
                 status, reason, next_at = Status.TEMPORARY_FAILURE, outcome.reason, retry
         await self._pool.execute(
-            "UPDATE notify.messages SET status = $2, reason = $3, next_attempt_at = $4, lease_until = NULL, "
+            "UPDATE notify.messages SET status = $2, reason = $3, next_attempt_at = $4, lease_until = NULL, claim_id = NULL, "
             "updated_at = now(), sent_at = CASE WHEN $2 = 'sent' THEN now() ELSE sent_at END, "
             "provider_ref = COALESCE($5, provider_ref) WHERE message_id = $1",
             row["message_id"],

@@ -229,6 +229,22 @@ async def test_a_mail_server_down_is_a_temporary_failure_retried_until_it_is_bac
             down.stop()
 
 
+async def test_a_mail_server_that_stays_down_is_given_up_after_the_schedule_with_the_tries_counted(
+    env: Env, issuer: Path, intake: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    never = Smtp(maildir=tmp_path / "never", port=free_port())  # never started
+    settings = settings_for(env, issuer, never, tmp_path / "sms", send_retry_schedule=(0.2, 0.2))
+    async with notify_client(settings, intake) as notify:
+        case = (await intake.post("/v1/cases", json=make_case())).json()
+        given_up = await eventually(
+            lambda: statuses(notify, case["case_id"]), until=lambda s: s and s[0][2] == "permanent-failure"
+        )
+        assert given_up == [("received", "email", "permanent-failure")]
+        shown = await notify.get(f"/internal/v1/cases/{case['case_id']}/notifications", headers=internal())
+        reason = shown.json()["notifications"][0]["reason"]
+        assert reason.startswith("gave up after 3 tries") and "cannot reach the mail server" in reason
+
+
 async def _async(value: Any) -> Any:
     return value
 
