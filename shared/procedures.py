@@ -264,6 +264,14 @@ class LegalDeadline(BaseModel):
         return date(year, month, day) + timedelta(days=self.days)
 
 
+class Retention(BaseModel):
+    """How long the applicant's personal data is kept once the case is decided; then intake erases it
+    (`services/intake/erasure.py`), and the case's history and statistics remain."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    months: int = Field(ge=1, le=1200)
+
+
 class Procedure(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     code: str = Field(pattern=CODE_PATTERN, max_length=60)
@@ -273,6 +281,8 @@ class Procedure(BaseModel):
     summary: Text
     legal_basis: str | None = None
     legal_deadline: LegalDeadline | None = None
+    # None: the personal data is kept until an admin erases it on request.
+    retention: Retention | None = None
     fields: tuple[FormField, ...]
     steps: tuple[Step, ...] = Field(min_length=2)
     transitions: tuple[Transition, ...]

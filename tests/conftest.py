@@ -8,6 +8,7 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from devtools import dev_issuer
-from devtools.servers import NatsServer, PostgresServer
+from devtools.servers import NatsServer, PostgresServer, SmtpServer
 from services.intake.app import create_app as create_intake
 from services.intake.settings import IntakeSettings
 from services.stats.app import create_app as create_stats
@@ -64,6 +65,21 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
     server = NatsServer(store=tmp_path / "nats").start()
     yield server
     server.stop(kill=True)
+
+
+class Smtp(SmtpServer):
+    """The local SMTP server `make run` starts (aiosmtpd, every message kept in a Maildir)."""
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.messages() if m["To"] == address]
+
+
+@pytest.fixture
+def smtp(tmp_path: Path) -> Iterator[Smtp]:
+    server = Smtp(maildir=tmp_path / "mail")
+    server.start()
+    yield server
+    server.stop()
 
 
 @dataclass

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from services.intake import documents, open311, places
+from services.intake import documents, erasure, open311, places
 from services.intake.api import router
 from services.intake.consumers import make_consumer
 from services.intake.fix_checks import router as fix_checks_router
@@ -47,6 +47,12 @@ async def _start_relay(app: FastAPI, runtime: Runtime) -> None:
     app.state.documents = ObjectStore(settings.documents_store_config)  # connects at its first request
     runtime.start(OutboxRelay(pool=runtime.pool, js=runtime.js, schema=SCHEMA).run(), name="intake-relay")
     runtime.start(make_consumer(runtime).run(), name="intake-decisions")
+    runtime.start(
+        erasure.run_sweeps(
+            runtime.pool, app.state.documents, app.state.catalogue, settings.retention_sweep_seconds
+        ),
+        name="intake-retention",
+    )
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
@@ -63,6 +69,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             ratings_router,
             fix_checks_router,
             imports_router,
+            erasure.router,
             internal_router,
             nearby_router,
             nearby_internal_router,
@@ -71,9 +78,14 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         ],
         answers={
             "POST /v1/cases": (404,),  # an unknown procedure
-            "POST /v1/replies": (404, 409, 429),  # an unknown code; a concurrent change; too many misses
-            "POST /v1/ratings": (404, 409, 429),  # an unknown code; not decided or rated already; misses
-            "POST /v1/fix-checks": (404, 409, 429),  # an unknown code; not done or answered already; misses
+            "POST /v1/replies": (404, 409, 410, 429),  # an unknown code; a concurrent change; too many misses
+            "POST /v1/ratings": (404, 409, 410, 429),  # an unknown code; not decided or rated already; misses
+            "POST /v1/fix-checks": (
+                404,
+                409,
+                410,
+                429,
+            ),  # an unknown code; not done or answered already; erased; misses
         },
         on_start=_start_relay,
         max_body_bytes=max(

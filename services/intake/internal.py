@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import asyncpg
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.intake import queries
 from services.intake.deps import Pool
@@ -75,6 +75,11 @@ class CaseFileInternal(BaseModel):
     replies: list[ReplyInternal]
     rating: RatingInternal | None = None
     documents: list[DocumentInternal] = []
+    erased_at: datetime | None = Field(
+        default=None,
+        description="when the case's personal data was erased (on request or at the end of its retention "
+        "period): `data` then holds only its public facts, and there is no applicant, text or file",
+    )
 
 
 def _not_found(case_id: uuid.UUID) -> ApiError:
@@ -84,8 +89,9 @@ def _not_found(case_id: uuid.UUID) -> ApiError:
 async def _case_file(conn: asyncpg.Connection, case_id: uuid.UUID) -> dict[str, Any] | None:
     case = await conn.fetchrow(
         "SELECT c.case_id, c.procedure, c.procedure_version, c.submitted_at, c.data, "
-        "a.case_id IS NOT NULL AS has_applicant, a.name, a.email, a.phone, a.language "
-        "FROM intake.cases c LEFT JOIN intake.applicants a USING (case_id) WHERE c.case_id = $1",
+        "a.case_id IS NOT NULL AS has_applicant, a.name, a.email, a.phone, a.language, e.erased_at "
+        "FROM intake.cases c LEFT JOIN intake.applicants a USING (case_id) "
+        "LEFT JOIN intake.erasures e USING (case_id) WHERE c.case_id = $1",
         case_id,
     )
     if case is None:
@@ -106,7 +112,10 @@ async def _case_file(conn: asyncpg.Connection, case_id: uuid.UUID) -> dict[str, 
     applicant = {k: case[k] for k in ("name", "email", "phone", "language")}
     return {
         "rating": dict(rating) if rating else None,
-        **{k: case[k] for k in ("case_id", "procedure", "procedure_version", "submitted_at", "data")},
+        **{
+            k: case[k]
+            for k in ("case_id", "procedure", "procedure_version", "submitted_at", "data", "erased_at")
+        },
         "applicant": applicant if case["has_applicant"] else None,
         "replies": [dict(r) for r in replies],
         "documents": [dict(d) for d in documents],

@@ -63,7 +63,9 @@ async def get_case(pool: asyncpg.Pool, case_id: uuid.UUID) -> dict[str, Any] | N
 
 async def find_case_by_digest(pool: asyncpg.Pool, digest: str) -> asyncpg.Record | None:
     record: asyncpg.Record | None = await pool.fetchrow(
-        "SELECT case_id, procedure, procedure_version FROM intake.cases WHERE tracking_code_digest = $1",
+        "SELECT case_id, procedure, procedure_version, "
+        "EXISTS (SELECT 1 FROM intake.erasures e WHERE e.case_id = c.case_id) AS erased "
+        "FROM intake.cases c WHERE tracking_code_digest = $1",
         digest,
     )
     return record

@@ -59,6 +59,8 @@ async def case_of_code(pool: asyncpg.Pool, code: str, *, limiter: Limiter, clien
     if case is None:
         raise ApiError("error.code_unknown", status=404)
     attempt.found()
+    if case["erased"]:  # nothing personal may come back to an erased case
+        raise ApiError("error.case_erased", status=410)
     return case
 
 

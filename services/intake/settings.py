@@ -57,7 +57,7 @@ class IntakeSettings(InternalApiSettings):
     reply_miss_limit: str = Field(
         default="10/minute", validation_alias=AliasChoices("INTAKE_REPLY_MISS_LIMIT")
     )
-    # Admins' tokens (`POST /v1/imports`), checked like workflow's agents' tokens: OIDC_ISSUER and
+    # Admins' tokens (`POST /v1/imports`, erasures), checked like workflow's agents' tokens: OIDC_ISSUER and
     # OIDC_JWKS_URL (in development OIDC_JWKS_FILE); OIDC_AUDIENCE, OIDC_ALGORITHMS and
     # OIDC_LEEWAY_SECONDS as in `shared.auth`. None set: citizens' routes work, the import answers 503.
     oidc_issuer: str | None = Field(default=None, validation_alias=AliasChoices("OIDC_ISSUER"))
@@ -79,6 +79,10 @@ class IntakeSettings(InternalApiSettings):
     # none: every report through Open311 is refused (403). `make run` makes one for development.
     open311_api_keys: SecretStr = Field(
         default=SecretStr(""), validation_alias=AliasChoices("OPEN311_API_KEYS")
+    )
+    # How often intake erases the personal data of cases whose retention period ended (`erasure.py`).
+    retention_sweep_seconds: float = Field(
+        default=3600, gt=0, validation_alias=AliasChoices("INTAKE_RETENTION_SWEEP_SECONDS")
     )
     _agent_auth: AgentAuthSettings | None = PrivateAttr(default=None)
 

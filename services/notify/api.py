@@ -33,7 +33,7 @@ class MessageInternal(BaseModel):
     status: str = Field(
         description="created, sending, sent, delivered, temporary-failure, "
         "permanent-failure; or the notification's state when no message was made: pending, "
-        "opted-out, no-contact"
+        "opted-out, no-contact, erased (the citizen's personal data was erased before it was sent)"
     )
     reason: str | None
     attempts: int

@@ -32,6 +32,7 @@ from shared.events import (
     subject_for,
 )
 from shared.events.intake import (
+    CaseErased,
     CaseImported,
     CaseRated,
     CaseSubmitted,
@@ -115,6 +116,8 @@ EXAMPLES: tuple[EventData, ...] = (
         case_id=EXAMPLE_CASE, version=9, step="done", done_version=8, done_at=_at(2, 10), at=_at(30, 10)
     ),
     FixChecked(case_id=EXAMPLE_CASE, fixed=False, checked_at=_at(30, 18), done_version=8),
+    # Months after the decision, the end of the procedure's retention period (or an admin, on request).
+    CaseErased(case_id=EXAMPLE_CASE, reason="retention", erased_at=_at(31, 3)),
     CaseImported(
         **_COMMON,
         service="urbanisme",

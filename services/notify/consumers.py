@@ -15,13 +15,14 @@ import asyncpg
 from services.notify import domain, webhooks
 from shared.bus import PullConsumer
 from shared.events import Envelope, EventData, event_types
-from shared.events.intake import CaseImported, CaseSubmitted
+from shared.events.intake import CaseErased, CaseImported, CaseSubmitted
 from shared.events.workflow import CaseOpened
 from shared.procedures import Catalogue
 from shared.projection import Apply, folding_consumer
 from shared.runtime import Runtime
 
 SCHEMA = "notify"
+ERASED = "the citizen's personal data was erased"
 CONSUMER = "notify"
 
 
@@ -51,6 +52,24 @@ async def _case_of(
     )
 
 
+async def forget(conn: asyncpg.Connection, event: CaseErased) -> None:
+    """The case's personal data was erased in intake: nothing more goes to the citizen (notify never kept
+    their address; a provider's error could have quoted it, so the reasons go too). A message being sent
+    at this instant finishes; the next one finds no address."""
+    await conn.execute(
+        "UPDATE notify.notifications SET state = 'erased', last_error = NULL "
+        "WHERE case_id = $1 AND state = 'pending'",
+        event.case_id,
+    )
+    await conn.execute(
+        "UPDATE notify.messages SET reason = $2, updated_at = now(), "
+        "status = CASE WHEN status IN ('created', 'temporary-failure') THEN 'permanent-failure' ELSE status END "
+        "WHERE case_id = $1 AND (reason IS NOT NULL OR status IN ('created', 'temporary-failure'))",
+        event.case_id,
+        ERASED,
+    )
+
+
 async def record(
     conn: asyncpg.Connection, envelope: Envelope, data: EventData | None, *, catalogue: Catalogue
 ) -> None:
@@ -70,7 +89,9 @@ async def record(
         envelope.time,
         json.loads(envelope.model_dump_json()),
     )
-    if data is not None:
+    if isinstance(data, CaseErased):
+        await forget(conn, data)
+    elif data is not None:
         procedure = catalogue.get(envelope.procedure, case["procedure_version"]) if case else None
         notice = domain.notice_for(envelope, data, procedure=procedure)
         if notice is not None:

@@ -173,6 +173,7 @@ async def get_case(
         rating=case_file.rating if case_file else None,
         submission_unavailable=unavailable,
         applicant_unavailable=unavailable,
+        personal_data_erased_at=case_file.erased_at if case_file else None,
         notifications=told.notifications if told else [],
         notifications_stopped_at=told.opted_out_at if told else None,
         notifications_unavailable=untold,

@@ -137,6 +137,7 @@ class CaseFile(BaseModel):
     replies: list[CitizenReply]
     rating: CitizenRating | None = None
     documents: list[CaseDocument] = Field(default_factory=list)
+    erased_at: datetime | None = None
 
 
 class CitizenNotification(BaseModel):
@@ -146,7 +147,7 @@ class CitizenNotification(BaseModel):
     channel: str | None = Field(description="email or sms; none when no message was made")
     status: str = Field(
         description="created, sending, sent, delivered, temporary-failure, permanent-failure; "
-        "pending, opted-out or no-contact when no message was made"
+        "pending, opted-out, no-contact or erased when no message was made"
     )
     reason: str | None
     attempts: int
@@ -198,6 +199,11 @@ class CaseDetail(BaseModel):
         default=None, description="why the applicant, form and replies are not shown (intake not answering)"
     )
     applicant_unavailable: str | None = Field(default=None, description="deprecated: submission_unavailable")
+    personal_data_erased_at: datetime | None = Field(
+        default=None,
+        description="when intake erased the case's personal data (on request, or at the end of the "
+        "procedure's retention period): no applicant, texts or files any more, the form's public facts only",
+    )
     notifications: list[CitizenNotification] = Field(
         default_factory=list, description="what the citizen was told of, and how each message went"
     )

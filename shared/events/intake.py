@@ -121,3 +121,25 @@ class FixChecked(EventData):
     # Which "done" of the case this answers (the workflow version of the step change into it): a report
     # reopened and done again is asked again.
     done_version: int
+
+
+ErasureReason = Literal["request", "retention"]
+
+
+@register
+class CaseErased(EventData):
+    """The case's personal data was erased in intake: the applicant's identity and contact, the form's
+    non-public answers, the replies' and comments' text, the exact place and the documents (deleted from
+    the object store). The case's history, its events and the statistics remain. On request (an admin,
+    for the citizen's right to erasure) or at the end of the procedure's retention period.
+
+    Readers holding anything about the citizen drop it (notify cancels the case's unsent messages); the
+    city's other systems should do the same with what they copied."""
+
+    type: ClassVar[str] = "fr.suivi.case.erased.v1"
+    name: ClassVar[str] = "erased"
+    source: ClassVar[str] = "suivi/intake"
+
+    case_id: uuid.UUID
+    reason: ErasureReason
+    erased_at: datetime

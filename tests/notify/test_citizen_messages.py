@@ -4,7 +4,7 @@ through a real SMTP server (kept in a Maildir), SMS through the file sink; each 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from email.message import EmailMessage
 from pathlib import Path
@@ -14,32 +14,17 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from devtools.servers import SmtpServer, free_port
+from devtools.servers import free_port
 from services.notify.content import GSM7, SMS_MAX
 from services.notify.settings import NotifySettings
 from tests.builders import make_case
-from tests.conftest import Env, Tokens, _client, reach_intake_in_process, workflow_app
+from tests.conftest import Env, Smtp, Tokens, _client, reach_intake_in_process, workflow_app
 from tests.notify.conftest import Receiver, notify_client, notify_settings
 from tests.notify.test_webhooks import Start
 from tests.waiting import eventually
 from tests.workflow.test_agents import act, open_case
 
 AGENT = ("agent", "urbanisme")
-
-
-class Smtp(SmtpServer):
-    """The local SMTP server `make run` starts (aiosmtpd, every message kept in a Maildir)."""
-
-    def to(self, address: str) -> list[EmailMessage]:
-        return [m for m in self.messages() if m["To"] == address]
-
-
-@pytest.fixture
-def smtp(tmp_path: Path) -> Iterator[Smtp]:
-    server = Smtp(maildir=tmp_path / "mail")
-    server.start()
-    yield server
-    server.stop()
 
 
 def settings_for(env: Env, issuer: Path, smtp: Smtp, sms_dir: Path, **overrides: Any) -> NotifySettings:
