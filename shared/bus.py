@@ -51,8 +51,19 @@ DUPLICATE_WINDOW_SECONDS = 24 * 3600
 UNLIMITED_DELIVERIES = -1
 
 
+def servers_of(url: str) -> list[str]:
+    """The servers `NATS_URL` names: one, or several of a cluster separated by commas
+    (`nats://nats-0:4222,nats://nats-1:4222,nats://nats-2:4222`), so that a service starting, or
+    reconnecting, while one of them is down reaches another."""
+    servers = [part.strip() for part in url.split(",") if part.strip()]
+    if not servers:
+        raise ValueError("NATS_URL names no server")
+    return servers
+
+
 async def connect(url: str, *, name: str) -> NATS:
-    """A connection that reconnects forever; outages are logged, not raised to the caller."""
+    """A connection that reconnects forever; outages are logged, not raised to the caller. `url`: one
+    server, or several comma-separated (`servers_of`)."""
 
     async def on_disconnect() -> None:
         if nc.is_closed or nc.is_draining:
@@ -67,7 +78,7 @@ async def connect(url: str, *, name: str) -> NATS:
 
     nc = NATS()
     await nc.connect(
-        url,
+        servers_of(url),
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,

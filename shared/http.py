@@ -283,7 +283,8 @@ def install_error_handlers(app: FastAPI, *, domain_statuses: DomainStatuses | No
     @app.exception_handler(OSError)
     @app.exception_handler(TimeoutError)
     async def _unavailable(request: Request, exc: Exception) -> Response:
-        # Nothing was acknowledged: the transaction did not commit, so a retry is safe.
+        # Nothing was acknowledged, but a connection lost during COMMIT may have committed: a retry is
+        # exact with the same Idempotency-Key (intake) or expected version (workflow); the message says so.
         log.warning(
             "%s %s: a backing service is unavailable: %r", request.method, route_template(request), exc
         )
