@@ -10,10 +10,17 @@ STAMP := $(VENV)/.installed
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# checkov (deploy/k8s's security checks, tests/deploy) in its own environment: it pins packaging<24,
+# which pytest 9 cannot take.
+CHECKOV := checkov==3.3.30
+
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/pip install --quiet '$(CHECKOV)'
+	ln -sf ../checkov/bin/checkov $(VENV)/bin/checkov
 	touch $(STAMP)
 
 install: $(STAMP) ## Create the virtual environment and install Suivi with its development tools
