@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import nats.errors
+import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
@@ -78,7 +80,15 @@ async def _patiently(what: str, attempt: Any) -> Any:
     while True:
         try:
             return await attempt()
-        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+        # A NATS cluster forming, or electing its JetStream meta leader, answers no one or "temporarily
+        # unavailable" for a few seconds: as patient with it as with a server not up yet.
+        except (
+            TimeoutError,
+            OSError,
+            asyncpg.PostgresError,
+            nats.errors.NoRespondersError,
+            nats.js.errors.ServiceUnavailableError,
+        ) as exc:
             if asyncio.get_running_loop().time() > deadline:
                 raise RuntimeError(f"cannot reach {what} after {STARTUP_PATIENCE_SECONDS} s: {exc}") from exc
             log.warning("waiting for %s: %s", what, exc)
@@ -98,7 +108,10 @@ async def open_runtime(
         nc: NATS = await _patiently("NATS (NATS_URL)", lambda: bus.connect(settings.nats_url, name=service))
         try:
             js = nc.jetstream()
-            await bus.ensure_stream(js, replicas=settings.stream_replicas)
+            await _patiently(
+                "the JetStream stream CASES (NATS_URL)",
+                lambda: bus.ensure_stream(js, replicas=settings.stream_replicas),
+            )
             runtime = Runtime(settings=settings, pool=pool, nc=nc, js=js)
             try:
                 yield runtime
