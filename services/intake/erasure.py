@@ -247,8 +247,9 @@ async def run_sweeps(pool: asyncpg.Pool, store: ObjectStore, catalogue: Catalogu
     """The retention sweep, every `every` seconds, for as long as intake runs."""
     while True:
         try:
-            while await sweep(pool, store, catalogue) >= SWEEP_BATCH:
-                pass  # a backlog (the first sweep of a long-running city): go on at once
+            erased = SWEEP_BATCH
+            while erased >= SWEEP_BATCH:  # a full batch: a backlog (a city's first sweep), go on at once
+                erased = await sweep(pool, store, catalogue)
         except Exception as exc:
             raise_if_cancelling()
             level = logging.WARNING if is_transient(exc) else logging.ERROR
