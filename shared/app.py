@@ -29,7 +29,7 @@ from shared.openapi import Answers, document_errors
 from shared.procedures import load_catalogue
 from shared.runtime import Runtime, open_runtime
 from shared.settings import ServiceSettings
-from shared.telemetry import setup_logging
+from shared.telemetry import setup_logging, setup_telemetry, tracing
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,14 @@ def build_app(
             log.info("%s ready", service)
             yield
 
-    app = FastAPI(title=title, version="1", lifespan=lifespan)
+    # FastAPI's own telemetry off: the spans are FastAPIInstrumentor's (below), and its check of the
+    # providers at every request costs the lookups.
+    app = FastAPI(
+        title=title,
+        version="1",
+        lifespan=lifespan,
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+    )
     app.state.settings = settings
     app.state.catalogue = load_catalogue(settings.procedures_dir)
     install_error_handlers(app, domain_statuses=domain_statuses)
@@ -81,12 +88,14 @@ def build_app(
     app.add_middleware(JsonDepthLimit, limit=max_json_depth)  # inside the size limit: a bounded body
     app.add_middleware(RequestLog)
     app.add_middleware(BodySizeLimit, limit=max_body_bytes)
-    FastAPIInstrumentor.instrument_app(
-        app,
-        excluded_urls="healthz,readyz",
-        server_request_hook=_redact_url,
-        exclude_spans=["receive", "send"],
-    )
+    setup_telemetry(service=service)
+    if tracing():  # without anywhere to send spans, the requests skip the instrumentation altogether
+        FastAPIInstrumentor.instrument_app(
+            app,
+            excluded_urls="healthz,readyz",
+            server_request_hook=_redact_url,
+            exclude_spans=["receive", "send"],
+        )
     return app
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import string
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Self
@@ -28,6 +29,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import NoDecode
+from starlette.concurrency import run_in_threadpool
 
 from shared.http import ApiError
 from shared.procedures import Role
@@ -53,6 +55,11 @@ REQUIRED_CLAIMS = ["sub", "role", "services", "exp", "iss", "aud"]
 # PyJWKClient is synchronous: a slow provider holds one worker thread, never the event loop.
 JWKS_TIMEOUT_SECONDS = 5
 JWKS_CACHE_SECONDS = 300
+# A token verified once is trusted again, by its exact text, until it expires or for this long at most
+# (an agent's next requests skip the signature check; a key withdrawn from the JWKS stops being trusted
+# within this time, as with the JWKS cache above), for up to VERIFIED_TOKENS_KEPT tokens.
+VERIFIED_TOKEN_SECONDS = 60
+VERIFIED_TOKENS_KEPT = 10_000
 
 
 class Agent(BaseModel):
@@ -169,10 +176,27 @@ class TokenVerifier:
             self._keys = _keys_from_url(str(settings.oidc_jwks_url))
         self.issuer, self.audience = settings.oidc_issuer, settings.oidc_audience
         self.algorithms, self.leeway = settings.oidc_algorithms, settings.oidc_leeway_seconds
+        self._verified: dict[str, tuple[float, Agent]] = {}  # token -> (trusted until, agent)
+
+    def known(self, token: str) -> Agent | None:
+        """The agent of a token verified a moment ago, if it is still valid: no signature check."""
+        found = self._verified.get(token)
+        if found is None:
+            return None
+        if time.time() >= found[0]:
+            self._verified.pop(token, None)
+            return None
+        return found[1]
 
     def verify(self, token: str) -> Agent:
+        if (agent := self.known(token)) is not None:
+            return agent
         claims = self._verified_claims(token, self._signing_key(token))
-        return _agent_from(claims)
+        agent = _agent_from(claims)
+        if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+            self._verified.clear()  # the agents' next requests verify their tokens again
+        self._verified[token] = (min(float(claims["exp"]), time.time() + VERIFIED_TOKEN_SECONDS), agent)
+        return agent
 
     def _signing_key(self, token: str) -> jwt.PyJWK:
         try:
@@ -270,14 +294,17 @@ _bearer = HTTPBearer(
 )
 
 
-def current_agent(
+async def current_agent(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Agent:
-    """A plain `def`: FastAPI runs it in a worker thread, where a JWKS fetch may block."""
+    """A token verified a moment ago is known at once; another is verified in a worker thread, where a
+    JWKS fetch may block."""
     if credentials is None:
         raise ApiError("auth.missing_token", status=401, headers={"WWW-Authenticate": 'Bearer realm="suivi"'})
     verifier: TokenVerifier = request.app.state.token_verifier
-    return verifier.verify(credentials.credentials)
+    if (agent := verifier.known(credentials.credentials)) is not None:
+        return agent
+    return await run_in_threadpool(verifier.verify, credentials.credentials)
 
 
 CurrentAgent = Annotated[Agent, Depends(current_agent)]

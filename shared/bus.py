@@ -10,6 +10,11 @@ Ack policy, the same for every consumer (`PullConsumer.handle`):
 - a message bad in itself (not a Suivi event, invalid data, or the handler failing the same way
   `poison_attempts` times): recorded as a dead letter, and only once that record is durable, `term`.
   `python -m shared.deadletters` lists and replays them.
+
+A consumer given `fold_batch` first folds a fetched batch all at once (`PullConsumer.fold_at_once`), the
+fast way, and acks it; only when that fails for a reason of one of its messages (one must wait for an
+earlier event, one fails, one is not a valid event) does it roll back and handle the batch one message at
+a time, as above, so that the policy decides for each message exactly as if there were no fast way.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -39,7 +44,9 @@ from nats.js.api import (
 )
 from nats.js.errors import BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
+from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk.trace import TracerProvider
 
 from shared.events import ALL_CASES, STREAM, Envelope, EventData, MalformedEvent, UnknownEvent, parse
 from shared.telemetry import consumer_span, meter
@@ -175,6 +182,37 @@ def is_transient(exc: BaseException) -> bool:
 
 Handler = Callable[[Envelope, EventData, int], Awaitable[None]]
 UnknownHandler = Callable[[Envelope, int], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message of a batch folded at once: its event (`data` None for a type this release does not know,
+    which a reader moves past) and its stream sequence."""
+
+    msg: Msg
+    envelope: Envelope
+    data: EventData | None
+    seq: int
+    traced: bool = True  # whether spans were recorded when it was fetched (`_spans_recorded`)
+
+    def span(self) -> AbstractContextManager[object]:
+        """The consumer span of this event, continuing the trace its `traceparent` header names. None
+        when there is nothing to record nor to pass on (no trace context, spans not recorded)."""
+        if not self.traced and "traceparent" not in (self.msg.headers or {}):
+            return nullcontext()
+        ids = {"case_id": self.envelope.subject, "event_id": str(self.envelope.id), "stream_seq": self.seq}
+        return consumer_span(self.msg.headers, name=f"fold {self.envelope.type}", attributes=ids)
+
+
+def _spans_recorded() -> bool:
+    """Whether this process records spans (an SDK tracer provider: exported, or a test's in-memory one)."""
+    return isinstance(trace.get_tracer_provider(), TracerProvider)
+
+
+# Folds a whole batch in one transaction, or raises and leaves nothing behind (see the module docstring).
+BatchFold = Callable[[list[Delivery]], Awaitable[None]]
+# A fetched batch, and its events if they could all be parsed.
+_Fetched = tuple[list[Msg], list[Delivery] | None]
 # Where a fetched batch's effects are kept until they are all durable (e.g. one PostgreSQL transaction):
 # the consumer acknowledges the batch's messages only once the scope has closed without an error.
 BatchScope = Callable[[], AbstractAsyncContextManager[None]]
@@ -197,6 +235,7 @@ class ConsumerSpec:
     durable: str
     # Several filters need NATS 2.10+; one consumer then sees only the event kinds it handles.
     filter_subjects: tuple[str, ...] = (ALL_CASES,)
+    # Messages fetched, and folded, together: a bigger batch shares its transaction among more events.
     batch: int = 64
     max_ack_pending: int = 1000
     ack_wait_seconds: float = 30
@@ -285,10 +324,12 @@ class PullConsumer:
         *,
         on_unknown: UnknownHandler | None = None,
         batch_scope: BatchScope | None = None,
+        fold_batch: BatchFold | None = None,
     ) -> None:
         self._js, self._spec, self._handler, self._dead = js, spec, handler, dead_letters
         self._on_unknown = on_unknown
         self._batch_scope = batch_scope
+        self._fold_batch = fold_batch
         # In a batch scope: the messages handled, acknowledged once the scope is durable.
         self._deferred: list[tuple[Msg, int]] | None = None
         self._stopping = asyncio.Event()
@@ -353,27 +394,63 @@ class PullConsumer:
                 await asyncio.sleep(1)
 
     async def _fetch_loop(self, sub: JetStreamContext.PullSubscription) -> None:
-        while not self._stopping.is_set():
-            try:
-                messages = await sub.fetch(self._spec.batch, timeout=1)
-            except TimeoutError:
-                raise_if_cancelling()
-                if self.lag.waiting_since is None:  # idle, not waiting for a message put back
-                    self.lag.pending = 0
+        """Fetch and handle batch after batch. A full batch says more are waiting (a rebuild, a backlog):
+        the next one is fetched while this one is handled, so NATS and PostgreSQL work side by side; it is
+        handled only once this one is done, and put back if this one was held up."""
+        ahead: asyncio.Future[_Fetched] | None = None
+        try:
+            while not self._stopping.is_set():
+                fetching, ahead = ahead or asyncio.ensure_future(self._fetch(sub)), None
+                try:
+                    messages, deliveries = await fetching
+                except TimeoutError:
+                    raise_if_cancelling()
+                    if self.lag.waiting_since is None:  # idle, not waiting for a message put back
+                        self.lag.pending = 0
+                    await self._replay_if_asked()
+                    continue
+                if len(messages) >= self._spec.batch:
+                    ahead = asyncio.ensure_future(self._fetch(sub))
+                await self.handle_batch(messages, deliveries=deliveries)
+                if ahead is not None and self.lag.waiting_since is not None:
+                    await self._put_back_ahead(ahead)
+                    ahead = None
                 await self._replay_if_asked()
-                continue
-            await self.handle_batch(messages)
-            await self._replay_if_asked()
+        finally:
+            if ahead is not None:  # stopping: what was fetched ahead goes back for the next consumer now
+                if ahead.done() and not ahead.cancelled() and ahead.exception() is None:
+                    for msg in ahead.result()[0]:
+                        await _quietly(msg.nak())
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
+
+    async def _fetch(self, sub: JetStreamContext.PullSubscription) -> _Fetched:
+        """A batch, with its events parsed for `fold_batch` (None: a message must be handled alone)."""
+        messages = await sub.fetch(self._spec.batch, timeout=1)
+        return messages, self._deliveries(messages) if self._fold_batch is not None else None
+
+    async def _put_back_ahead(self, ahead: asyncio.Future[_Fetched]) -> None:
+        """The batch fetched ahead of one that was held up goes back too, to come after the pause."""
+        try:
+            messages, _ = await ahead
+        except Exception:  # nothing fetched (NATS away, or no more messages)
+            raise_if_cancelling()
+            return
+        for msg in messages:
+            await _quietly(msg.nak(delay=self._retry.pause))
 
     def stop(self) -> None:
         self._stopping.set()
 
-    async def handle_batch(self, messages: list[Msg]) -> None:
+    async def handle_batch(self, messages: list[Msg], *, deliveries: list[Delivery] | None = None) -> None:
         """Handle the messages in order; on a transient failure put the rest back and pause.
 
-        With a batch scope, every message's effect is kept in the scope (one transaction) and the
+        With `fold_batch`, the fast way first (`fold_at_once`); the rest is the careful way. With a batch
+        scope, every message's effect is kept in the scope (one transaction) and the
         messages are acknowledged once it closed: a failure of the scope itself (the commit) puts the
         whole batch back, and folding it again changes nothing that was already durable."""
+        if self._fold_batch is not None and await self.fold_at_once(messages, deliveries=deliveries):
+            return
         if self._batch_scope is None:
             await self._handle_each(messages)
             return
@@ -388,10 +465,7 @@ class PullConsumer:
                 log.warning(
                     "consumer %s: the batch was not made durable (%s); it comes again", self.name, exc
                 )
-            pause = self._retry.next_pause()
-            for msg in messages:
-                await _quietly(msg.nak(delay=pause))
-            await asyncio.sleep(pause)
+            await self._put_back(messages)
             return
         finally:
             deferred, self._deferred = self._deferred, None
@@ -399,6 +473,49 @@ class PullConsumer:
             await self._acknowledge(msg, seq)
         if messages:
             self.lag.pending = messages[-1].metadata.num_pending
+
+    async def fold_at_once(self, messages: list[Msg], *, deliveries: list[Delivery] | None = None) -> bool:
+        """The fast way: the whole batch handed to `fold_batch` (one transaction), then acked. False, with
+        nothing folded, when a message of the batch must be handled on its own (the slow way): one is not a
+        valid event, or the fold failed (an event must wait for an earlier one, or its handler failed).
+        A transient failure puts the batch back and pauses, as it would the slow way. `deliveries`: the
+        messages' events, if they were parsed already."""
+        assert self._fold_batch is not None
+        if deliveries is None:
+            deliveries = self._deliveries(messages)
+        if not deliveries:
+            return False
+        try:
+            await self._fold_batch(deliveries)
+        except Exception as exc:
+            raise_if_cancelling()
+            if not is_transient(exc):
+                log.debug("consumer %s folds a batch one event at a time: %s", self.name, _describe(exc))
+                return False
+            self._held_up_on_batch(exc, deliveries)
+            await self._put_back(messages)
+            return True
+        for delivery in deliveries:
+            await self._acknowledge(delivery.msg, delivery.seq)
+        if messages:
+            self.lag.pending = messages[-1].metadata.num_pending
+        return True
+
+    def _deliveries(self, messages: list[Msg]) -> list[Delivery] | None:
+        """The batch's events, or None if one of its messages is not a valid event (or is of a type this
+        consumer cannot move past): the policy then decides for it alone."""
+        deliveries, traced = [], _spans_recorded()
+        for msg in messages:
+            try:
+                envelope, data = parse(msg.data)
+            except UnknownEvent as exc:
+                if exc.envelope is None or self._on_unknown is None:
+                    return None
+                envelope, data = exc.envelope, None
+            except MalformedEvent:
+                return None
+            deliveries.append(Delivery(msg, envelope, data, msg.metadata.sequence.stream, traced))
+        return deliveries
 
     async def _handle_each(self, messages: list[Msg], *, pause_on_hold: bool = True) -> None:
         for index, msg in enumerate(messages):
@@ -542,6 +659,27 @@ class PullConsumer:
                 self._spec.retry_max_seconds,
                 extra=ids,
             )
+
+    def _held_up_on_batch(self, exc: BaseException, deliveries: list[Delivery]) -> None:
+        first = self.lag.waiting_since is None
+        self._held_up(_describe(exc))
+        if first or self._retry.pause >= self._spec.retry_max_seconds:
+            log.warning(
+                "consumer %s is held up folding seq %d to %d: %s. Nothing is lost: it retries, pausing up to "
+                "%.0f s, until the dependency is back",
+                self.name,
+                deliveries[0].seq,
+                deliveries[-1].seq,
+                _describe(exc),
+                self._spec.retry_max_seconds,
+            )
+
+    async def _put_back(self, messages: list[Msg]) -> None:
+        """Every message of the batch back to the stream, then the pause, growing while failures last."""
+        pause = self._retry.next_pause()
+        for msg in messages:
+            await _quietly(msg.nak(delay=pause))
+        await asyncio.sleep(pause)
 
     def _held_up(self, reason: str) -> None:
         if self.lag.waiting_since is None:

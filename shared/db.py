@@ -27,10 +27,34 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(type_, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+# Server pids of the pooled connections that took session state (an advisory lock, LISTEN): see
+# `holds_session_state`. A pid reused by a later connection only costs that one a full reset.
+_with_session_state: set[int] = set()
+
+
+def holds_session_state(conn: asyncpg.Connection) -> None:
+    """Mark a pooled connection that takes session state (a session advisory lock, LISTEN), so that the
+    pool resets it fully when it is released (the lock freed for another replica, the LISTEN dropped)."""
+    _with_session_state.add(conn.get_server_pid())
+
+
+async def _reset(conn: asyncpg.Connection) -> None:
+    """What the pool does to a released connection, after asyncpg rolled back an open transaction.
+
+    asyncpg's default sends its reset query (`RESET ALL`, `UNLISTEN *`, unlock all advisory locks, close
+    cursors) at every release: a round trip per request. The services take such state only on the
+    connections `holds_session_state` marks; the others have nothing to reset (`SET LOCAL` ends with its
+    transaction)."""
+    pid = conn.get_server_pid()
+    if pid in _with_session_state:
+        _with_session_state.discard(pid)
+        await conn.execute(conn.get_reset_query())
+
+
 async def create_pool(dsn: str, *, max_size: int = 10) -> asyncpg.Pool:
     """A pool whose connections speak JSON for json/jsonb columns."""
     pool = await asyncpg.create_pool(
-        dsn, min_size=1, max_size=max_size, init=_init_connection, command_timeout=30
+        dsn, min_size=1, max_size=max_size, init=_init_connection, command_timeout=30, reset=_reset
     )
     assert pool is not None
     return pool
@@ -51,6 +75,7 @@ async def migrate(
     files += [(path.name, path) for path in sorted(directory.glob("*.sql"))]
     applied_now: list[str] = []
     async with pool.acquire() as conn:
+        holds_session_state(conn)
         await conn.execute("SELECT pg_advisory_lock($1)", _lock_key(f"migrate:{schema}"))
         try:
             await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')

@@ -315,7 +315,7 @@ class BodySizeLimit:
         self.app, self.limit = app, limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or _without_body(scope):
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
@@ -409,7 +409,7 @@ class JsonDepthLimit:
         self.app, self.limit = app, limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _is_json(scope):
+        if scope["type"] != "http" or _without_body(scope) or not _is_json(scope):
             await self.app(scope, receive, send)
             return
         messages: list[Message] = []
@@ -428,6 +428,13 @@ class JsonDepthLimit:
             return messages.pop(0) if messages else await receive()
 
         await self.app(scope, replay, send)
+
+
+def _without_body(scope: Scope) -> bool:
+    """A GET or HEAD that declares no body: nothing for the body limits to look at (the lookups' path)."""
+    if scope["method"] not in ("GET", "HEAD"):
+        return False
+    return not any(name in (b"content-length", b"transfer-encoding") for name, _ in scope["headers"])
 
 
 def media_type_of(scope: Scope) -> str:

@@ -3,7 +3,7 @@
 One trace follows a case across services: the HTTP request that wrote an event, the relay that published
 it, and each consumer that folded it. The W3C `traceparent` travels in the NATS headers (and in the
 envelope, CloudEvents' distributed-tracing extension).
-Spans are exported over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set; logs are one line per event,
+Spans and metrics are recorded and exported over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set; logs are one line per event,
 `key=value` ids at the end so `grep case_id=...` finds a case's whole story.
 """
 
@@ -55,24 +55,40 @@ def setup_logging(*, service: str, level: str = "INFO") -> None:
     root.setLevel(level)
 
 
+def _exports(signal: str) -> bool:
+    """Whether spans or metrics (`signal`: TRACES, METRICS) have somewhere to go (an OTLP endpoint)."""
+    return bool(
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")
+    )
+
+
 def setup_telemetry(*, service: str) -> None:
-    """Install tracer and meter providers for `service`, unless the process already has SDK ones."""
+    """Install tracer and meter providers for `service`, unless the process already has SDK ones.
+
+    Only where they are exported (OTEL_EXPORTER_OTLP_ENDPOINT): without an exporter, recording spans and
+    adding up metrics would cost every request for nothing, and the API's no-op providers stay (trace
+    context still travels: a request that brings a `traceparent` passes it on). Sampling follows the
+    SDK's standard OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (default: every trace, parent-based).
+    """
     resource = Resource.create({"service.name": f"suivi-{service}", "service.namespace": "suivi"})
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+    if _exports("TRACES") and not isinstance(trace.get_tracer_provider(), TracerProvider):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
         provider = TracerProvider(resource=resource)
-        if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         trace.set_tracer_provider(provider)
-    if not isinstance(metrics.get_meter_provider(), MeterProvider):
-        readers = []
-        if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-            from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    if _exports("METRICS") and not isinstance(metrics.get_meter_provider(), MeterProvider):
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-            readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
-        metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
+        reader = PeriodicExportingMetricReader(OTLPMetricExporter())
+        metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))
+
+
+def tracing() -> bool:
+    """Whether spans are recorded (an SDK tracer provider: exported, or a test's in-memory one)."""
+    return isinstance(trace.get_tracer_provider(), TracerProvider)
 
 
 def current_traceparent() -> str | None:

@@ -3,11 +3,15 @@ a case as workflow shows it now."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
 from devtools.demo import APPLICANT, VALID_DATA
+from shared import tracking_code
+from shared.events.intake import CaseSubmitted
 from tests.waiting import eventually
 
 
@@ -46,3 +50,23 @@ async def act_now(
     assert seen.status_code == 200, seen.text
     body = {"action": action, "expected_version": seen.json()["version"], **extra}
     return await workflow.post(f"{url}/actions", headers=agent, params=params, json=body)
+
+
+def case_submitted(
+    case_id: uuid.UUID, *, at: datetime, facts: dict[str, Any], procedure: str = "permis-construire"
+) -> CaseSubmitted:
+    """A building permit's CaseSubmitted as intake emits it (public facts only), for the tests and the
+    bench's event-level measures."""
+    return CaseSubmitted(
+        case_id=case_id,
+        tracking_code_digest=tracking_code.digest(tracking_code.generate()),
+        procedure=procedure,
+        procedure_version=1,
+        service="urbanisme",
+        channel="web",
+        language="fr",
+        submitted_at=at,
+        legal_deadline=at.date() + timedelta(days=60),
+        first_step="received",
+        facts=facts,
+    )

@@ -29,10 +29,12 @@ async def record_submission(
 ) -> None:
     """The case, its applicant and its first events, in the caller's transaction."""
     s, applicant = submission, submission.request.applicant
-    await conn.execute(
-        "INSERT INTO intake.cases(case_id, tracking_code, tracking_code_digest, procedure, "
+    await conn.execute(  # one round trip for both rows
+        "WITH c AS (INSERT INTO intake.cases(case_id, tracking_code, tracking_code_digest, procedure, "
         "procedure_version, channel, data, submitted_at, legal_deadline) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)) "
+        "INSERT INTO intake.applicants(case_id, name, email, phone, language, notify_by) "
+        "VALUES ($1, $10, $11, $12, $13, $14)",
         s.case_id,
         s.tracking_code,
         s.event.tracking_code_digest,
@@ -42,11 +44,6 @@ async def record_submission(
         s.data,
         s.submitted_at,
         s.legal_deadline,
-    )
-    await conn.execute(
-        "INSERT INTO intake.applicants(case_id, name, email, phone, language, notify_by) "
-        "VALUES ($1, $2, $3, $4, $5, $6)",
-        s.case_id,
         applicant.name,
         applicant.email,
         applicant.phone,
@@ -79,6 +76,8 @@ async def record_documents(
     reply_id: uuid.UUID | None = None,
 ) -> None:
     """The rows of files already in the object store, in the caller's transaction."""
+    if not documents:
+        return
     await conn.executemany(
         "INSERT INTO intake.documents(document_id, case_id, reply_id, field, filename, content_type, size, "
         "sha256, stored_key, position) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",

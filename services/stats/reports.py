@@ -123,15 +123,17 @@ async def _entered_final(conn: asyncpg.Connection, case_id: UUID, step: str, at:
     )
 
 
-async def step_changed(conn: asyncpg.Connection, event: StepChanged) -> None:
-    """The report moved; called once per step change, in version order."""
-    report = await conn.fetchrow(
-        "SELECT legal_deadline, first_done_at FROM stats.reports WHERE case_id = $1", event.case_id
-    )
-    if report is None:
-        return  # not a report
-    deadline = event.legal_deadline or report["legal_deadline"]
-    first_done = event.outcome == Outcome.ACCEPTED and report["first_done_at"] is None
+async def step_changed(
+    conn: asyncpg.Connection,
+    event: StepChanged,
+    *,
+    legal_deadline: date | None,
+    first_done_at: datetime | None,
+) -> None:
+    """The report moved; called once per step change of a report, in version order, with its row's
+    commitment date and first "done" (read with the case's row, `projection.CASE_AND_REPORT`)."""
+    deadline = event.legal_deadline or legal_deadline
+    first_done = event.outcome == Outcome.ACCEPTED and first_done_at is None
     in_time = None if deadline is None else city_day(event.at) <= deadline
     await conn.execute(
         "UPDATE stats.reports SET final_step = $2, legal_deadline = $3, "

@@ -11,17 +11,31 @@ import asyncpg
 LOOKUP_POLL_SECONDS = 0.05
 
 
+# A case and its history in one round trip: the history as three arrays in the same order.
+_CASE_BY_DIGEST = """
+SELECT c.*, h.history_steps, h.history_kinds, h.history_times
+FROM tracking.cases c
+LEFT JOIN LATERAL (
+    SELECT array_agg(step ORDER BY occurred_at, event_id) AS history_steps,
+           array_agg(kind ORDER BY occurred_at, event_id) AS history_kinds,
+           array_agg(occurred_at ORDER BY occurred_at, event_id) AS history_times
+    FROM tracking.history WHERE case_id = c.case_id
+) h ON true
+WHERE c.tracking_code_digest = $1
+"""
+
+
 async def find_case(pool: asyncpg.Pool, digest: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-    async with pool.acquire() as conn:
-        case = await conn.fetchrow("SELECT * FROM tracking.cases WHERE tracking_code_digest = $1", digest)
-        if case is None:
-            return None
-        history = await conn.fetch(
-            "SELECT step, kind, occurred_at FROM tracking.history "
-            "WHERE case_id = $1 ORDER BY occurred_at, event_id",
-            case["case_id"],
-        )
-    return dict(case), [dict(h) for h in history]
+    row = await pool.fetchrow(_CASE_BY_DIGEST, digest)
+    if row is None:
+        return None
+    case = dict(row)
+    steps, kinds, times = case.pop("history_steps"), case.pop("history_kinds"), case.pop("history_times")
+    history = [
+        {"step": step, "kind": kind, "occurred_at": at}
+        for step, kind, at in zip(steps or (), kinds or (), times or (), strict=True)
+    ]
+    return case, history
 
 
 async def wait_for_case(

@@ -27,7 +27,7 @@ from jwt.algorithms import RSAAlgorithm
 from pydantic import ValidationError
 
 from devtools import dev_issuer
-from shared.auth import Agent, AgentAuthSettings, CurrentAgent, TokenVerifier
+from shared.auth import VERIFIED_TOKEN_SECONDS, Agent, AgentAuthSettings, CurrentAgent, TokenVerifier
 from shared.http import ApiError, install_error_handlers
 from shared.procedures import Role
 from shared.settings import REPO_ROOT
@@ -353,3 +353,28 @@ def test_production_refuses_the_development_internal_token() -> None:
     with pytest.raises(ValidationError, match="INTERNAL_API_TOKEN"):
         InternalApiSettings(**{**PRODUCTION, "internal_token": "development-internal-token"})
     assert InternalApiSettings(**PRODUCTION).internal_token == PRODUCTION["internal_token"]
+
+
+def test_a_verified_token_is_trusted_again_until_it_expires_and_no_longer(
+    issuer: Issuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    verifier = TokenVerifier(auth_settings(oidc_jwks_file=issuer.jwks, oidc_leeway_seconds=0))
+    now = time.time()
+    token = issuer.token(exp=int(now) + 30)
+    assert verifier.verify(token).id == "agent-42"
+    assert verifier.known(token) is not None  # the next request skips the signature check
+    assert verifier.known(issuer.token(sub="agent-43")) is None  # another token is verified on its own
+
+    monkeypatch.setattr(time, "time", lambda: now + 31)
+    assert verifier.known(token) is None  # expired: `verify` checks it again (and PyJWT refuses it)
+
+
+def test_a_verified_token_is_checked_again_after_a_minute_at_most(
+    issuer: Issuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    verifier = TokenVerifier(auth_settings(oidc_jwks_file=issuer.jwks))
+    now = time.time()
+    token = issuer.token(exp=int(now) + 3600)
+    verifier.verify(token)
+    monkeypatch.setattr(time, "time", lambda: now + VERIFIED_TOKEN_SECONDS + 1)
+    assert verifier.known(token) is None
