@@ -49,7 +49,7 @@ token: SERVICE ?= urbanisme
 token: $(STAMP) ## Print a development agent token: make token ROLE=agent SERVICE=urbanisme [AGENT=id]
 	@$(PY) -m devtools.token --role $(ROLE) --service $(SERVICE) $(if $(AGENT),--agent $(AGENT))
 
-bench: $(STAMP) ## Measure submissions/s and lookups/s against bare FastAPI+PostgreSQL baselines
+bench: $(STAMP) ## Measure every performance figure beside its baseline (bench-results/latest.md)
 	$(PY) -m devtools.bench
 
 clean: ## Remove the virtual environment and local data (.data/)
