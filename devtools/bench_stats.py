@@ -1,15 +1,13 @@
-"""stats in `make bench`: how fast it folds the stream, and whether its queries cost the same at 1M events.
+"""stats in `make bench`: whether its queries cost the same at 1M events as at 10k (its fold speed is
+devtools/bench_fold.py's).
 
-1. Fold speed. `make demo`'s history is imported through intake and relayed to JetStream by intake's
-   relay; a raw nats-py pull-consume-and-ack of the whole stream is timed, then stats is started and its
-   fold of the same events is timed, in the same run.
-2. Query time at 10k and at 1M events. Two histories of `devtools/history.py` over the same 18 months, the
+Query time at 10k and at 1M events. Two histories of `devtools/history.py` over the same 18 months, the
    second with 100 times the monthly load (a bigger city, not a longer past: every month, and the cases
    still open, grow 100 times), each turned into the
    `CaseImported` events intake's historical import records (its own `parse`): one event per past case,
    carrying the case's whole timeline (submitted, maybe asked for documents and replied, decided unless
-   still open). stats folds a few hundred events/s through the bus, so 1M events cannot go through the
-   live consumer here; instead:
+   still open). stats folds some thousands of events/s through the bus, so 1M events through the live
+   consumer would take most of the bench's ten minutes; instead:
    - the small history is folded one event per transaction through `shared.projection.fold` with stats'
      own handlers (`consumers.HANDLERS`): the consumer's write path without NATS. This is the reference.
    - both histories are folded by the same handlers on `BulkFold`, which stands in for their connection
@@ -39,17 +37,15 @@ from typing import Any
 
 import asyncpg
 import httpx
-import nats
-from nats.js.api import AckPolicy, ConsumerConfig
 
 from devtools.history import generate
 from devtools.servers import NatsServer, UvicornProcess
-from services.intake.imports import Summary, import_lines, parse
+from services.intake.imports import Summary, parse
 from services.stats import domain
 from services.stats.consumers import CONSUMER, HANDLERS
 from services.stats.projection import SCHEMA, TABLES
 from shared.db import create_pool, migrate
-from shared.events import ALL_CASES, STREAM, Envelope, EventData, make_envelope
+from shared.events import Envelope, EventData, make_envelope
 from shared.events.intake import CaseImported
 from shared.procedures import Catalogue, load_catalogue
 from shared.projection import fold
@@ -63,108 +59,6 @@ RATIO_TARGET = 1.5
 SERIES_PROCEDURE = "permis-construire"
 MIGRATIONS = Path(domain.__file__).parent / "migrations"
 COPY_EVERY = 50_000  # rows kept in memory before they are copied
-
-
-# --- 1. the fold, beside a raw consumer of the same events -------------------------------------------
-
-
-@dataclass
-class StatsResult:
-    events: int
-    raw_events_per_s: float
-    fold_events_per_s: float
-
-    @property
-    def ratio(self) -> float:
-        return self.fold_events_per_s / self.raw_events_per_s if self.raw_events_per_s else 0.0
-
-    def as_json(self) -> dict[str, Any]:
-        return {**asdict(self), "ratio": round(self.ratio, 3)}
-
-
-async def _import_history(database_url: str, *, scale: float) -> int:
-    catalogue = load_catalogue(DEFAULT_PROCEDURES_DIR)
-    lines = [json.dumps(case) for case in generate(catalogue, months=MONTHS, scale=scale)]
-    pool = await create_pool(database_url, max_size=2)
-    try:
-        summary = await import_lines(pool, enumerate(lines, start=1), catalogue)
-    finally:
-        await pool.close()
-    return summary.imported
-
-
-async def _on_the_stream(nats_url: str, *, subjects: str) -> int:
-    nc = await nats.connect(nats_url)
-    try:
-        info = await nc.jetstream().stream_info(STREAM, subjects_filter=subjects)
-        return sum((info.state.subjects or {}).values())
-    finally:
-        await nc.close()
-
-
-async def _raw_consume(nats_url: str, count: int) -> float:
-    """Seconds a bare durable pull consumer takes to fetch and ack the stream's `count` events, one ack each."""
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        config = ConsumerConfig(
-            durable_name="bench-raw", ack_policy=AckPolicy.EXPLICIT, filter_subject=ALL_CASES
-        )
-        sub = await js.pull_subscribe(ALL_CASES, durable="bench-raw", stream=STREAM, config=config)
-        started, seen = time.perf_counter(), 0
-        while seen < count:
-            for msg in await sub.fetch(64, timeout=5):
-                await msg.ack()
-                seen += 1
-        elapsed = time.perf_counter() - started
-        await js.delete_consumer(STREAM, "bench-raw")
-        return elapsed
-    finally:
-        await nc.close()
-
-
-async def _fold_seconds(database_url: str, count: int, *, patience: float) -> float:
-    """Seconds between stats' first and last fold of the `count` events (its start-up not counted)."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        deadline = time.monotonic() + patience
-        while time.monotonic() < deadline:
-            folded = await conn.fetchval("SELECT count(*) FROM stats.folded_events")
-            if folded >= count:
-                span = await conn.fetchval(
-                    "SELECT extract(epoch FROM max(folded_at) - min(folded_at)) FROM stats.folded_events"
-                )
-                return float(span)
-            await asyncio.sleep(0.2)
-        raise RuntimeError(f"stats folded {folded} of {count} events in {patience:.0f} s")
-    finally:
-        await conn.close()
-
-
-def measure_stats(
-    stack: contextlib.ExitStack, *, env: dict[str, str], logs: Path, options: tuple[str, ...], scale: float
-) -> StatsResult:
-    """Import a history, time a raw consumer over the whole stream, then start stats and time its fold of
-    the same events."""
-    database_url, nats_url = env["DATABASE_URL"], env["NATS_URL"]
-    imported = asyncio.run(_import_history(database_url, scale=scale))
-    deadline = time.monotonic() + 120
-    while asyncio.run(_on_the_stream(nats_url, subjects=IMPORTED)) < imported:
-        if time.monotonic() > deadline:
-            raise RuntimeError("intake's relay did not publish the imported history within 120 s")
-        time.sleep(0.2)
-    events = asyncio.run(_on_the_stream(nats_url, subjects=ALL_CASES))
-    raw_seconds = asyncio.run(_raw_consume(nats_url, events))
-    stats = UvicornProcess("services.stats.app", env=env, log=logs / "stats.log", options=options)
-    stack.callback(stats.stop)
-    stats.start()
-    fold_seconds = asyncio.run(_fold_seconds(database_url, events, patience=600))
-    stats.stop()  # its work here is done; the query times are measured on databases of their own
-    return StatsResult(
-        events=events,
-        raw_events_per_s=round(events / raw_seconds, 1),
-        fold_events_per_s=round(events / max(fold_seconds, 1e-3), 1),
-    )
 
 
 # --- 2a. histories, as the events intake's import records --------------------------------------------
@@ -736,48 +630,6 @@ def _months_back(now: datetime, back: int) -> date:
     month = domain.month_of(now)
     index = month.year * 12 + month.month - 1 - back
     return date(index // 12, index % 12 + 1, 1)
-
-
-# --- both ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class StatsBench:
-    fold: StatsResult
-    queries: QueryResult
-    seconds: float  # the whole of stats' part of the bench
-
-    def as_json(self) -> dict[str, Any]:
-        return {**self.fold.as_json(), "queries": self.queries.as_json(), "seconds": round(self.seconds, 1)}
-
-
-def run_stats_bench(
-    stack: contextlib.ExitStack,
-    *,
-    env: dict[str, str],
-    logs: Path,
-    workdir: Path,
-    options: tuple[str, ...],
-    scale: float,
-) -> StatsBench:
-    """stats' fold speed on the bench's stack, then its query times at two history sizes."""
-    started = time.perf_counter()
-    print(
-        "stats: importing a history, then timing a raw consumer and stats' fold of the stream ...", flush=True
-    )
-    fold_result = measure_stats(stack, env=env, logs=logs, options=options, scale=scale)
-    small, large = sizes_from_env()
-    print(f"stats: query times at {_label(small)} and {_label(large)} events:", flush=True)
-    queries = measure_queries(
-        stack,
-        env=env,
-        logs=logs,
-        workdir=workdir,
-        options=options,
-        small_events=small,
-        large_events=large,
-    )
-    return StatsBench(fold_result, queries, time.perf_counter() - started)
 
 
 def sizes_from_env() -> tuple[int, int]:
