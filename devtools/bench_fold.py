@@ -104,8 +104,9 @@ class Writers:
         """Publish every event intake, then workflow, has recorded and not published yet."""
         async with self.pool.acquire() as conn:
             for relay in self.relays:
-                while await relay.relay_once(conn):
-                    pass
+                published = await relay.relay_once(conn)
+                while published:  # until the outbox is empty
+                    published = await relay.relay_once(conn)
 
 
 async def _migrated(pool: asyncpg.Pool) -> None:

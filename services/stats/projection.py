@@ -400,7 +400,7 @@ class _Sealed(dict[str, date]):
     final = False
 
     async def flush(self, conn: asyncpg.Connection) -> None:
-        pass
+        """Nothing to write: what it keeps is a read, and the lock it took ends with the fold."""
 
 
 class SealWhileSideBySide(RuntimeError):
