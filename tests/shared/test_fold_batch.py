@@ -22,13 +22,14 @@ import asyncpg
 import nats
 import pytest
 
-from shared import bus, tracking_code
+from shared import bus
 from shared.events import STREAM, Envelope, EventData, event_types, make_envelope, subject_for
 from shared.events.intake import CaseSubmitted
 from shared.events.workflow import CaseAssigned, CaseOpened, StepChanged, WorkflowEvent
 from shared.projection import Apply, fold_side_by_side, folding_consumer, next_workflow_event
 from shared.runtime import open_runtime
 from shared.settings import ServiceSettings
+from tests.builders import case_submitted
 from tests.conftest import Env
 from tests.waiting import eventually, query, scalar
 
@@ -124,19 +125,7 @@ class Stream:
 
 
 def submitted(case_id: uuid.UUID, **facts: Any) -> Envelope:
-    event = CaseSubmitted(
-        case_id=case_id,
-        tracking_code_digest=tracking_code.digest(tracking_code.generate()),
-        procedure=PROCEDURE,
-        procedure_version=1,
-        service="urbanisme",
-        channel="web",
-        language="fr",
-        submitted_at=datetime.now(UTC),
-        legal_deadline=None,
-        first_step="received",
-        facts=facts,
-    )
+    event = case_submitted(case_id, at=datetime.now(UTC), facts=facts, procedure=PROCEDURE)
     return make_envelope(event, case_id=case_id, procedure=PROCEDURE)
 
 
