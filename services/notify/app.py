@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from services.notify import sender, webhooks
 from services.notify.api import router
 from services.notify.asyncapi import router as asyncapi_router
-from services.notify.consumers import SCHEMA, make_consumer
+from services.notify.consumers import CONSUMER, SCHEMA, make_consumer
 from services.notify.settings import NotifySettings
 from services.notify.subscriptions import router as subscriptions_router
 from shared.app import build_app
@@ -40,7 +40,7 @@ async def _start(app: FastAPI, runtime: Runtime) -> None:
         ).run(),
         name="notify-sender",
     )
-    runtime.start(webhooks.run_dispatcher(runtime, settings), name="notify-webhooks")
+    runtime.start(webhooks.run_dispatcher(runtime, settings, consumer=CONSUMER), name="notify-webhooks")
 
 
 def create_app(settings: NotifySettings | None = None) -> FastAPI:

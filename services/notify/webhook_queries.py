@@ -2,10 +2,13 @@
 
 Claims: a delivery is sent only once claimed, and claimed only if it is the earliest pending delivery of
 its case for its subscription (so a case's events go out in stream order, and a failed one holds back
-its case's later ones, not other cases'), if it is due, and if no lease covers it. Claiming locks the rows
-(`FOR UPDATE SKIP LOCKED`) and writes a lease and a claim id, committed before anything is sent: two
-replicas never send the same delivery at once; a replica that dies mid-send leaves a lease that runs out,
-and the delivery goes again (at least once; receivers dedupe on `webhook-id`).
+its case's later ones, not other cases'), if the fold has passed every earlier stream position
+(`folded_through`: with several replicas, each folding its own batch, a case's later event may commit
+before an earlier one is folded, when that one's delivery does not exist yet), if it is due, and if no
+lease covers it. Claiming locks the rows (`FOR UPDATE SKIP LOCKED`) and writes a lease and a claim id,
+committed before anything is sent: two replicas never send the same delivery at once; a replica that dies
+mid-send leaves a lease that runs out, and the delivery goes again (at least once; receivers dedupe on
+`webhook-id`).
 """
 
 from __future__ import annotations
@@ -203,13 +206,43 @@ ORDER BY subscription_id, case_id, stream_seq
 """
 
 
-async def ready_subscriptions(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    """Active subscriptions with a case's delivery waiting: `subscription_id`, and `wait` (seconds until
-    the first one may go; zero or less: now)."""
+# Rows of the stream, past a position every message up to which is folded, that one pass looks at: the
+# positions folded since the last pass, or since the ack floor a replica read (a batch whose ack is on its
+# way). Beyond them, the ack floor read from NATS again carries the position on.
+FOLDED_AHEAD_LOOKED_AT = 10_000
+
+# The furthest position $1 + n such that every message after $1 up to it is folded (a row of notify.events,
+# written in its fold's transaction) or set aside (a dead letter): numbered in order, the positions with no
+# gap before them are those whose number is their distance from $1.
+FOLDED_THROUGH = """
+SELECT COALESCE(max(stream_seq) FILTER (WHERE stream_seq - position = $1), $1) FROM (
+    SELECT stream_seq, row_number() OVER (ORDER BY stream_seq) AS position FROM (
+        SELECT stream_seq FROM notify.events WHERE stream_seq > $1 AND stream_seq <= $1 + $2
+        UNION
+        SELECT stream_seq FROM notify.dead_letters WHERE stream_seq > $1 AND stream_seq <= $1 + $2
+    ) seen
+) numbered
+"""
+
+
+async def folded_through(conn: asyncpg.Connection, *, since: int) -> int:
+    """How far past `since` (a position every message up to which is folded) the fold has got with no
+    message left behind."""
+    through: int = await conn.fetchval(FOLDED_THROUGH, since, FOLDED_AHEAD_LOOKED_AT)
+    return through
+
+
+async def ready_subscriptions(conn: asyncpg.Connection, *, folded_through: int) -> list[asyncpg.Record]:
+    """Active subscriptions with a case's delivery waiting: `subscription_id`, `wait` (seconds until the
+    first one may go, zero or less: now; None: each waits for the fold) and `on_fold` (whether a case's
+    delivery waits for the fold to pass `folded_through`)."""
     return list(
         await conn.fetch(
-            "SELECT subscription_id, EXTRACT(EPOCH FROM min(ready_at) - now())::float8 AS wait "
-            f"FROM ({_HEADS}) heads GROUP BY subscription_id"
+            "SELECT subscription_id, "
+            "EXTRACT(EPOCH FROM min(ready_at) FILTER (WHERE stream_seq <= $1) - now())::float8 AS wait, "
+            "bool_or(stream_seq > $1) AS on_fold "
+            f"FROM ({_HEADS}) heads GROUP BY subscription_id",
+            folded_through,
         )
     )
 
@@ -222,7 +255,7 @@ WITH heads AS (
 ),
 due AS (
     SELECT d.delivery_id FROM notify.webhook_deliveries d JOIN heads USING (delivery_id)
-    WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+    WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND d.stream_seq <= $5
       AND (d.lease_until IS NULL OR d.lease_until < now())
     ORDER BY d.stream_seq LIMIT $2
     FOR UPDATE OF d SKIP LOCKED
@@ -239,9 +272,16 @@ RETURNING d.delivery_id, d.claim_id, d.attempts, d.subscription_id, d.event_id, 
 
 
 async def claim(
-    conn: asyncpg.Connection, subscription_id: uuid.UUID, *, limit: int, lease_seconds: float
+    conn: asyncpg.Connection,
+    subscription_id: uuid.UUID,
+    *,
+    limit: int,
+    lease_seconds: float,
+    folded_through: int,
 ) -> list[asyncpg.Record]:
-    rows = await conn.fetch(CLAIM, subscription_id, limit, lease_seconds, uuid.uuid4())
+    """Claim the subscription's due deliveries, each the earliest pending one of its case, of events at or
+    before `folded_through` (a position every message up to which is folded)."""
+    rows = await conn.fetch(CLAIM, subscription_id, limit, lease_seconds, uuid.uuid4(), folded_through)
     return sorted(rows, key=lambda row: row["stream_seq"])
 
 

@@ -8,13 +8,14 @@ whose filters take the event (paused ones too: they are sent on resume). `run_di
 - each subscription has its own worker and its own connections, up to `IN_FLIGHT_PER_SUBSCRIPTION`
   deliveries at once (of different cases), `IN_FLIGHT` in all, each bounded by WEBHOOK_TIMEOUT: a slow
   or dead target holds back only itself;
-- a case's deliveries to a subscription go out in order, one at a time; a failed one is tried again on
-  WEBHOOK_RETRY_SCHEDULE (with jitter, never before a `Retry-After`) and holds back that case's later
-  ones; when the schedule is used up the subscription is paused, its deliveries kept for resume or replay;
-  410 Gone disables the subscription.
+- a case's deliveries to a subscription go out in order, one at a time, each only once the fold has
+  passed every earlier message of the stream (`fold_progress`: another replica may still be folding the
+  case's earlier event); a failed one is tried again on WEBHOOK_RETRY_SCHEDULE (with jitter, never before
+  a `Retry-After`) and holds back that case's later ones; when the schedule is used up the subscription
+  is paused, its deliveries kept for resume or replay; 410 Gone disables the subscription.
 
 Workers wake on `NOTIFY notify_webhooks` (sent by `enqueue`, resume and replay) and poll every
-WEBHOOK_POLL_SECONDS in any case.
+WEBHOOK_POLL_SECONDS in any case, every FOLD_RECHECK_SECONDS while a delivery waits for the fold.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from services.notify import webhook_http
 from services.notify import webhook_queries as queries
 from services.notify import webhook_rules as rules
 from services.notify import webhook_targets as targets
+from services.notify.fold_progress import FoldProgress
 from services.notify.settings import NotifySettings
 from shared.bus import is_transient, raise_if_cancelling
 from shared.events import Envelope
@@ -55,6 +57,9 @@ IN_FLIGHT = 200
 # A claim outlives the request it covers (bounded by WEBHOOK_TIMEOUT) by this much, for recording its
 # outcome: no other replica takes a delivery still in flight. After a crash, the delivery goes again then.
 LEASE_MARGIN_SECONDS = 5
+# While a delivery waits for another replica's fold, how soon to look again: that fold's commit wakes the
+# dispatchers only if it queued a delivery, and a dead letter or the ack floor moving never does.
+FOLD_RECHECK_SECONDS = 0.1
 
 
 async def enqueue(
@@ -72,14 +77,15 @@ async def enqueue(
     )
 
 
-async def run_dispatcher(runtime: Runtime, settings: NotifySettings) -> None:
-    """Deliver the queued webhooks, each subscription on its own, until stopped."""
-    await Dispatcher(runtime.pool, settings).run()
+async def run_dispatcher(runtime: Runtime, settings: NotifySettings, *, consumer: str) -> None:
+    """Deliver the queued webhooks, each subscription on its own, until stopped. `consumer`: the durable
+    consumer that folds the events (their deliveries wait for its fold to pass them)."""
+    await Dispatcher(runtime.pool, settings, fold=FoldProgress(runtime.js, consumer=consumer)).run()
 
 
 class Dispatcher:
-    def __init__(self, pool: asyncpg.Pool, settings: NotifySettings) -> None:
-        self._pool, self._settings = pool, settings
+    def __init__(self, pool: asyncpg.Pool, settings: NotifySettings, *, fold: FoldProgress) -> None:
+        self._pool, self._settings, self._fold = pool, settings, fold
         self._allowed = targets.parse_allowances(settings.webhook_allow_private)
         self._slots = asyncio.Semaphore(IN_FLIGHT)
         self._workers: dict[uuid.UUID, asyncio.Task[None]] = {}
@@ -100,20 +106,34 @@ class Dispatcher:
         """Start a worker for each subscription with a delivery due; return how long to sleep."""
         poll = self._settings.webhook_poll_seconds
         try:
-            async with self._pool.acquire() as conn:
-                ready = await queries.ready_subscriptions(conn)
+            ready = await self._ready_subscriptions()
         except Exception as exc:
             raise_if_cancelling()
             _log_failure("looking for webhooks to send", exc)
             return poll
         for row in ready:
             subscription_id = row["subscription_id"]
-            if row["wait"] <= 0 and subscription_id not in self._workers:
+            if row["wait"] is not None and row["wait"] <= 0 and subscription_id not in self._workers:
                 self._workers[subscription_id] = asyncio.create_task(
                     self._work(subscription_id), name=f"notify-webhooks-{subscription_id}"
                 )
-        waits: list[float] = [row["wait"] for row in ready if row["wait"] > 0]
-        return min([poll, *waits])
+        waits: list[float] = [row["wait"] for row in ready if row["wait"] is not None and row["wait"] > 0]
+        on_fold = any(row["on_fold"] for row in ready)
+        self._fold.waiting(on_fold=on_fold)
+        return min([poll, *waits, *([FOLD_RECHECK_SECONDS] if on_fold else [])])
+
+    async def _ready_subscriptions(self) -> list[asyncpg.Record]:
+        """The subscriptions with deliveries waiting, as far as the fold has got; NATS is asked how far
+        only if PostgreSQL alone leaves a delivery waiting for the fold (`fold_progress`)."""
+        ready = await self._ready_as_folded()
+        if any(row["on_fold"] for row in ready) and await self._fold.read_ack_floor():
+            ready = await self._ready_as_folded()
+        return ready
+
+    async def _ready_as_folded(self) -> list[asyncpg.Record]:
+        async with self._pool.acquire() as conn:
+            through = await self._fold.catch_up(conn)
+            return await queries.ready_subscriptions(conn, folded_through=through)
 
     async def _listen(self) -> None:
         """Wake the dispatcher on `NOTIFY notify_webhooks`; if the connection is lost, connect again."""
@@ -149,7 +169,11 @@ class Dispatcher:
                 while True:
                     async with self._pool.acquire() as conn:
                         claimed = await queries.claim(
-                            conn, subscription_id, limit=IN_FLIGHT_PER_SUBSCRIPTION, lease_seconds=lease
+                            conn,
+                            subscription_id,
+                            limit=IN_FLIGHT_PER_SUBSCRIPTION,
+                            lease_seconds=lease,
+                            folded_through=self._fold.through,
                         )
                     if not claimed:
                         return

@@ -8,12 +8,15 @@ import asyncio
 import base64
 import ipaddress
 import ssl
+import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import nats
 import pytest
@@ -23,12 +26,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from services.notify import webhook_http, webhook_targets
+from services.notify import webhook_http, webhook_queries, webhook_targets
 from shared.events import STREAM
 from tests.builders import make_case
 from tests.conftest import Env, Tokens
 from tests.notify.conftest import Receiver, notify_client, notify_settings
-from tests.waiting import eventually, query
+from tests.waiting import eventually, query, scalar
 from tests.workflow.test_agents import act, open_case
 
 SUBMITTED = "fr.suivi.case.submitted.v1"
@@ -110,6 +113,57 @@ def in_order_per_case(events: list[dict[str, Any]], positions: dict[str, int]) -
     for event in events:
         by_case.setdefault(event["subject"], []).append(positions[event["id"]])
     return all(seqs == sorted(seqs) for seqs in by_case.values())
+
+
+async def triage(workflow: httpx.AsyncClient, tokens: Tokens, case: dict[str, Any]) -> None:
+    answer = await act(workflow, tokens("agent", "voirie"), case, "triage", case["version"])
+    assert answer.status_code == 200, answer.text
+
+
+async def of_case(receiver: Receiver, case: dict[str, Any]) -> list[dict[str, Any]]:
+    """The events of `case` the receiver accepted, in the order they came."""
+    return [r.event for r in receiver.delivered() if r.event["subject"] == case["case_id"]]
+
+
+@asynccontextmanager
+async def folds_wait_on(env: Env, subscription_id: str) -> AsyncIterator[None]:
+    """While it lasts, notify's fold of an event the subscription takes waits (its row is locked, and the
+    fold's delivery refers to it), as a replica's fold held up by a slow statement or a pause would."""
+    conn = await asyncpg.connect(env.database_url)
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                "SELECT 1 FROM notify.webhook_subscriptions WHERE subscription_id = $1 FOR UPDATE",
+                uuid.UUID(subscription_id),
+            )
+            yield
+    finally:
+        await conn.close()
+
+
+async def a_fold_waits(env: Env) -> None:
+    waiting = await eventually(
+        lambda: query(
+            env.database_url,
+            "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        ),
+        until=bool,
+    )
+    assert waiting, "no fold came to wait"
+
+
+async def folded(env: Env, case: dict[str, Any], event_type: str) -> None:
+    """Once notify has folded (and committed) an event of `event_type` of `case`."""
+    rows = await eventually(
+        lambda: query(
+            env.database_url,
+            "SELECT 1 FROM notify.events WHERE case_id = $1 AND type = $2",
+            uuid.UUID(case["case_id"]),
+            event_type,
+        ),
+        until=bool,
+    )
+    assert rows, f"notify did not fold the {event_type} of case {case['case_id']}"
 
 
 # --- Deliveries -------------------------------------------------------------------------------------
@@ -243,29 +297,92 @@ async def test_two_notify_replicas_send_each_delivery_once_in_order_per_case(
     tokens: Tokens,
     receivers: Start,
 ) -> None:
-    receiver = await receivers(delay=0.05)
+    """Two replicas fold batches of the stream side by side, so one may commit a case's later event while
+    the other is still folding its earlier one: the later one's webhook waits for it."""
+    receiver, archive = await receivers(delay=0.05), await receivers()
     settings = notify_settings(env, issuer)
     async with notify_client(settings, intake) as one, notify_client(settings, intake):
         created = await subscribe(one, tokens, receiver.url)
+        openings = await subscribe(one, tokens, archive.url, event_types=[OPENED])
         cases = await asyncio.gather(
             *(open_case(intake, workflow, tokens, "signalement-voirie") for _ in range(4))
         )
         for case in cases:
-            answer = await act(workflow, tokens("agent", "voirie"), case, "triage", case["version"])
-            assert answer.status_code == 200, answer.text
+            await triage(workflow, tokens, case)
+        await delivered(receiver, 12, timeout=20)
 
-        events = await delivered(receiver, 12, timeout=20)
+        # The fold of the next case's opening is held up (as by a slow statement) while the other replica
+        # folds the case's triage and commits it.
+        async with folds_wait_on(env, openings["id"]):
+            held = await open_case(intake, workflow, tokens, "signalement-voirie")
+            await a_fold_waits(env)
+            await triage(workflow, tokens, held)
+            await folded(env, held, STEP_CHANGED)
+            # Woken by that commit, and polling every 0.2 s, a dispatcher would have sent the triage by now.
+            early = await eventually(
+                lambda: of_case(receiver, held), until=lambda events: len(events) > 1, timeout=1
+            )
+            assert [e["type"] for e in early] == [SUBMITTED], "the triage went before the opening"
+
+        events = await delivered(receiver, 15, timeout=20)
+        await delivered(archive, 5)
         await asyncio.sleep(0.5)  # time for a second copy to arrive, were one sent
-        assert len(receiver.requests) == 12
+        assert len(receiver.requests) == 15 and len(archive.requests) == 5
         assert Counter(e["id"] for e in events) == Counter({e["id"]: 1 for e in events})
         assert verified(receiver, created["secret"]) == events
-        if not in_order_per_case(events, await stream_positions(env)):
-            pytest.xfail(
-                "a known race, not fixed yet: two replicas fold different batches at once, and a case's "
-                "later event may commit (and its delivery go out) before an earlier one the other replica "
-                "is still folding; the fix is to send a delivery only once the consumer's ack floor has "
-                "passed its stream_seq. Each delivery still went exactly once, signed (asserted above)."
+        assert [e["type"] for e in await of_case(receiver, held)] == [SUBMITTED, OPENED, STEP_CHANGED]
+        assert in_order_per_case(events, await stream_positions(env))
+
+
+async def test_a_message_set_aside_as_a_dead_letter_does_not_hold_back_the_webhooks_after_it(
+    env: Env,
+    intake: httpx.AsyncClient,
+    workflow: httpx.AsyncClient,
+    notify: httpx.AsyncClient,
+    tokens: Tokens,
+    receivers: Start,
+) -> None:
+    receiver = await receivers()
+    await subscribe(notify, tokens, receiver.url)
+    nc = await nats.connect(env.nats_url)
+    try:
+        await nc.jetstream().publish("case.signalement-voirie.garbled.submitted", b"not an event")
+    finally:
+        await nc.close()
+
+    case = await open_case(intake, workflow, tokens, "signalement-voirie")
+    events = await delivered(receiver, 2, timeout=5)
+    assert [(e["subject"], e["type"]) for e in events] == [
+        (case["case_id"], SUBMITTED),
+        (case["case_id"], OPENED),
+    ]
+    assert await scalar(env.database_url, "SELECT count(*) FROM notify.dead_letters") == 1
+
+
+async def test_the_fold_has_got_as_far_as_its_first_gap(env: Env, notify: httpx.AsyncClient) -> None:
+    """A delivery waits until every message before it is folded: past a position known folded (the ack
+    floor), as far as the events folded and the dead letters go with no gap."""
+    conn = await asyncpg.connect(env.database_url)
+    try:
+        for seq in (1, 2, 3, 5, 6, 8):
+            await conn.execute(
+                "INSERT INTO notify.events(event_id, stream_seq, case_id, procedure, type, time, envelope) "
+                "VALUES ($1, $2, $3, 'signalement-voirie', $4, now(), '{}')",
+                uuid.uuid4(),
+                seq,
+                uuid.uuid4(),
+                SUBMITTED,
             )
+        assert await webhook_queries.folded_through(conn, since=0) == 3  # seq 4 is not folded yet
+        await conn.execute(
+            "INSERT INTO notify.dead_letters(stream_seq, subject, consumer, reason, body) "
+            "VALUES (4, 'case.x.y.z', 'notify', 'malformed', '')"
+        )
+        assert await webhook_queries.folded_through(conn, since=0) == 6
+        assert await webhook_queries.folded_through(conn, since=7) == 8  # the ack floor passed seq 7
+        assert await webhook_queries.folded_through(conn, since=8) == 8
+    finally:
+        await conn.close()
 
 
 async def test_a_slow_receiver_does_not_hold_back_a_fast_one(
