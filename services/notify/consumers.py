@@ -95,14 +95,16 @@ async def record(
         procedure = catalogue.get(envelope.procedure, case["procedure_version"]) if case else None
         notice = domain.notice_for(envelope, data, procedure=procedure)
         if notice is not None:
-            await _note(conn, envelope, notice)
+            await _note(conn, envelope, notice, stream_seq=seq)
     await webhooks.enqueue(conn, envelope=envelope, stream_seq=seq, service=service)
 
 
-async def _note(conn: asyncpg.Connection, envelope: Envelope, notice: domain.Notice) -> None:
+async def _note(
+    conn: asyncpg.Connection, envelope: Envelope, notice: domain.Notice, *, stream_seq: int
+) -> None:
     await conn.execute(
         "INSERT INTO notify.notifications(notification_id, event_id, case_id, procedure, procedure_version, "
-        "kind, context) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        "kind, context, stream_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
         notice.notification_id,
         envelope.id,
         envelope.case_id,
@@ -110,6 +112,7 @@ async def _note(conn: asyncpg.Connection, envelope: Envelope, notice: domain.Not
         notice.procedure_version,
         notice.kind.value,
         notice.context,
+        stream_seq,
     )
     await conn.execute("NOTIFY notify_work")
 

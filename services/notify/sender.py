@@ -109,15 +109,19 @@ class Sender:
     # 1. Notifications: how to reach the citizen
 
     async def resolve_pending(self) -> int:
+        # A case's notifications are resolved in their events' order, one at a time: its messages are then
+        # created, and sent (`send_due`), in that order, even when one waits for intake meanwhile.
         rows = await self._pool.fetch(
             "UPDATE notify.notifications SET next_attempt_at = now() + make_interval(secs => $2) "
-            "WHERE notification_id IN (SELECT notification_id FROM notify.notifications "
-            "  WHERE state = 'pending' AND next_attempt_at <= now() ORDER BY created_at LIMIT $1 "
-            "  FOR UPDATE SKIP LOCKED) RETURNING *",
+            "WHERE notification_id IN (SELECT n.notification_id FROM notify.notifications n "
+            "  WHERE n.state = 'pending' AND n.next_attempt_at <= now() "
+            "  AND NOT EXISTS (SELECT 1 FROM notify.notifications e WHERE e.case_id = n.case_id "
+            "    AND e.state = 'pending' AND e.stream_seq < n.stream_seq) "
+            "  ORDER BY n.stream_seq, n.created_at LIMIT $1 FOR UPDATE OF n SKIP LOCKED) RETURNING *",
             self._settings.send_batch,
             self._settings.send_lease_seconds,
         )
-        for row in sorted(rows, key=lambda r: r["created_at"]):
+        for row in sorted(rows, key=lambda r: (r["stream_seq"] or 0, r["created_at"])):
             await self._resolve(row)
         return len(rows)
 

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from devtools.servers import free_port
 from services.notify.content import GSM7, SMS_MAX
 from services.notify.settings import NotifySettings
-from tests.builders import make_case
+from tests.builders import act_now, make_case
 from tests.conftest import Env, Smtp, Tokens, _client, reach_intake_in_process, workflow_app
 from tests.notify.conftest import Receiver, notify_client, notify_settings
 from tests.notify.test_webhooks import Start
@@ -303,3 +303,34 @@ async def test_an_http_sms_provider_gets_the_message_and_reports_its_delivery(
         assert failed == [("received", "sms", "permanent-failure")]
         told = await notify.get(f"/internal/v1/cases/{other['case_id']}/notifications", headers=internal())
         assert told.json()["notifications"][0]["reason"] == "the SMS provider answered 400"
+
+
+async def test_after_notify_was_down_each_cases_messages_go_out_in_their_events_order(
+    env: Env,
+    issuer: Path,
+    intake: httpx.AsyncClient,
+    workflow: httpx.AsyncClient,
+    tokens: Tokens,
+    smtp: Smtp,
+    tmp_path: Path,
+) -> None:
+    # notify starts after each case has both a receipt and a request for documents in the stream: its
+    # consumer folds the two in one batch (one transaction, so one created_at), and the sender must still
+    # send the receipt first. Eight cases, so that an order left to chance shows.
+    agent = tokens(*AGENT, agent="claire")
+    addresses = [f"backlog{i}@example.org" for i in range(8)]
+    for address in addresses:
+        submitted = await intake.post("/v1/cases", json=make_case(applicant={"email": address}))
+        assert submitted.status_code == 201, submitted.text
+        case = submitted.json()
+        for action in ("take", "start-check", "request-documents"):
+            answer = await act_now(workflow, agent, case, action)
+            assert answer.status_code == 200, answer.text
+
+    async with notify_client(settings_for(env, issuer, smtp, tmp_path / "sms"), intake):
+        for address in addresses:
+            mails = await eventually(lambda a=address: _async(smtp.to(a)), until=lambda m: len(m) == 2)
+            assert [m["Subject"].split(" : ")[0] for m in mails] == [
+                "Votre demande est enregistrée",
+                "La mairie attend une réponse de votre part",
+            ], address
