@@ -49,4 +49,9 @@ def normalize(typed: str) -> str:
 
 def digest(code: str) -> str:
     """The code's sha256, the only form of it that leaves intake."""
-    return hashlib.sha256(normalize(code).encode()).hexdigest()
+    return digest_of_normalized(normalize(code))
+
+
+def digest_of_normalized(normalized: str) -> str:
+    """`digest` of a code `normalize` answered already."""
+    return hashlib.sha256(normalized.encode()).hexdigest()

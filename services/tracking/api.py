@@ -1,30 +1,45 @@
-"""tracking's JSON API: the public lookup by tracking code."""
+"""tracking's JSON API: the public lookup by tracking code.
+
+The lookup is the route a peak hits (every citizen refreshing their case): it reads its parameters in one
+pydantic call (`shared.params`) and answers the view's JSON as pydantic writes it, without FastAPI
+validating it a second time.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
 
 from services.tracking.lookup import lookup
 from services.tracking.schemas import TrackingView
-from shared.http import Lang
+from shared import params
+from shared.http import language_of
 
 router = APIRouter(prefix="/v1")
 
 
-@router.get("/track/{code}", response_model=TrackingView)
-async def track(
-    request: Request,
-    code: Annotated[str, Path(max_length=64, description="the tracking code, dashes optional, any case")],
-    lang: Lang,
+class TrackParams(BaseModel):
+    code: Annotated[str, Field(max_length=64, description="the tracking code, dashes optional, any case")]
     min_version: Annotated[
         int,
-        Query(
+        Field(
             ge=1,
             le=1_000_000,
             description="wait until the case reached this version (the `version` a write answered with)",
         ),
-    ] = 1,
-) -> TrackingView:
-    return await lookup(request=request, code=code, lang=lang, min_version=min_version)
+    ] = 1
+
+
+@router.get(
+    "/track/{code}",
+    response_model=TrackingView,
+    openapi_extra=params.documented(TrackParams, path=("code",)),
+)
+async def track(request: Request) -> Response:
+    asked = params.read(TrackParams, request)
+    view = await lookup(
+        request=request, code=asked.code, lang=language_of(request), min_version=asked.min_version
+    )
+    return Response(view.model_dump_json(), media_type="application/json")

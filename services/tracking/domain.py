@@ -16,7 +16,6 @@ from services.tracking.schemas import (
     StepOverview,
     TrackingView,
 )
-from shared import tracking_code
 from shared.i18n import translate
 from shared.procedures import CITY_TIMEZONE, Catalogue, Procedure, Role, Step
 
@@ -126,7 +125,8 @@ def build_view(
     today: date,
     figures: dict[str, Any] | None = None,
 ) -> TrackingView:
-    """What the tracking code shows; `figures` are stats' published figures for the procedure, if any."""
+    """What the tracking code shows (`code` as it is shown: `tracking_code.display`); `figures` are stats'
+    published figures for the procedure, if any."""
     procedure = catalogue.get(case["procedure"], case["procedure_version"])
     if procedure is None:
         raise LookupError(
@@ -137,7 +137,7 @@ def build_view(
     outcome: str | None = case["outcome"] or step.outcome
     final = outcome is not None
     return TrackingView(
-        tracking_code=tracking_code.display(tracking_code.normalize(code)),
+        tracking_code=code,
         language=lang,
         procedure=ProcedureRef(
             code=procedure.code, version=procedure.version, title=procedure.title.in_(lang)

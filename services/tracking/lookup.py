@@ -35,9 +35,9 @@ def make_limiter(settings: TrackingSettings) -> Limiter:
     return Limiter(misses=settings.miss_limit, requests=settings.lookup_limit)
 
 
-def _digest(code: str) -> str:
+def _normalized(code: str) -> str:
     try:
-        return tracking_code.digest(code)
+        return tracking_code.normalize(code)
     except tracking_code.MistypedCode as exc:
         lookups.add(1, {"outcome": "mistyped"})
         raise ApiError("error.code_mistyped", status=422) from exc
@@ -75,9 +75,9 @@ async def lookup(*, request: Request, code: str, lang: str, min_version: int = 1
     state = request.app.state
     limiter: Limiter = state.limiter
     attempt = limiter.attempt(client_of(request))  # 429 here, before any wait
-    digest = _digest(code)
+    normalized = _normalized(code)
     try:
-        found = await _find(request, digest, min_version=min_version)
+        found = await _find(request, tracking_code.digest_of_normalized(normalized), min_version=min_version)
     except BaseException:
         attempt.found()  # an outage or a cancelled request is no guess
         raise
@@ -89,7 +89,7 @@ async def lookup(*, request: Request, code: str, lang: str, min_version: int = 1
     catalogue: Catalogue = state.catalogue
     figures: FiguresCache = state.figures
     view = build_view(
-        code=code,
+        code=tracking_code.display(normalized),
         case=found[0],
         history=found[1],
         catalogue=catalogue,

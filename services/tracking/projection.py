@@ -4,15 +4,14 @@ workflow's events are applied strictly in the case's version order: each is one 
 the case only if it is at the version just before (`_applied`, the same rule as
 `shared.projection.next_workflow_event`); one that comes before its predecessor is not folded yet (`Nak`:
 the whole fold transaction rolls back) and comes back later; one at or below the version reached is a
-duplicate and changes nothing. An event is one statement in the usual case (two with its history line),
-with no read before it: a rebuild folds the cases side by side (`fold_side_by_side`), each case's events
+duplicate and changes nothing. An event is one statement in the usual case, its history line included
+(a case's history is an array in its row, `migrations/005_history_in_case.sql`), with no read before it: a rebuild folds the cases side by side (`fold_side_by_side`), each case's events
 in order, the statements of many cases sent together.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 import asyncpg
 
@@ -31,16 +30,24 @@ from shared.events.workflow import (
 from shared.projection import fold_side_by_side, is_workflow_event, next_workflow_event
 
 SCHEMA = "tracking"
-TABLES = ("history", "cases")
+TABLES = ("cases",)
 
-# An event changes its case's row and history only.
+# An event changes its case's row only.
 fold_side_by_side(SCHEMA, key=lambda envelope: envelope.subject)
 
 
 SUBMITTED = (
     "INSERT INTO tracking.cases(case_id, tracking_code_digest, procedure, procedure_version, step, "
-    "step_since, submitted_at, legal_deadline, service, facts) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9)"
+    "step_since, submitted_at, legal_deadline, service, facts, history) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, ARRAY[ROW($10::uuid, $5, $11::text, $6)::tracking.history_entry])"
 )
+
+
+def _line(event_id: int, step: str, kind: int, at: int) -> str:
+    """The SET clause appending a history line: its event id, kind and time are the statement's parameters
+    of these numbers, its step is `step` (a parameter, `$3`, or the case's column, `step`)."""
+    entry = f"ROW(${event_id}::uuid, {step}, ${kind}::text, ${at}::timestamptz)::tracking.history_entry"
+    return f"history = history || {entry}"
 
 
 async def case_submitted(conn: asyncpg.Connection, envelope: Envelope, event: CaseSubmitted) -> None:
@@ -55,19 +62,13 @@ async def case_submitted(conn: asyncpg.Connection, envelope: Envelope, event: Ca
         event.legal_deadline,
         event.service,
         event.facts,
-    )
-    await _history(
-        conn,
-        envelope,
-        case_id=event.case_id,
-        step=event.first_step,
-        kind=HistoryKind.SUBMITTED,
-        at=event.submitted_at,
+        envelope.id,
+        HistoryKind.SUBMITTED,
     )
 
 
 # Each moves the case to the event's version ($1 the case, $2 the version) from the one just before, and
-# answers the case's step if it did.
+# answers the case's step if it did. Those with a history line append it in the same statement.
 OPENED = (
     "UPDATE tracking.cases SET workflow_version = $2, legal_deadline = $3, updated_at = now() "
     "WHERE case_id = $1 AND workflow_version = $2 - 1 RETURNING step"
@@ -82,7 +83,13 @@ STEP_CHANGED = (
     # A decision starts a new "done" the reporter may be asked about; a reopening keeps the last answer.
     "done_version = CASE WHEN $7::text IS NULL THEN done_version ELSE $2::int END, "
     "fix_asked_at = CASE WHEN $7::text IS NULL THEN fix_asked_at END, "
-    "fix_answer = CASE WHEN $7::text IS NULL THEN fix_answer END "
+    "fix_answer = CASE WHEN $7::text IS NULL THEN fix_answer END, "
+    f"{_line(9, '$3', 10, 4)} "
+    "WHERE case_id = $1 AND workflow_version = $2 - 1 RETURNING step"
+)
+# The history line says the step the case was in when its deadline passed: the event keeps it there.
+DEADLINE_PASSED = (
+    f"UPDATE tracking.cases SET workflow_version = $2, updated_at = now(), {_line(3, 'step', 4, 5)} "
     "WHERE case_id = $1 AND workflow_version = $2 - 1 RETURNING step"
 )
 FIX_CHECK_DUE = (
@@ -113,11 +120,10 @@ async def step_changed(conn: asyncpg.Connection, envelope: Envelope, event: Step
         event.legal_deadline,
         event.outcome,
         event.duplicate_of,
+        envelope.id,
+        HistoryKind.STEP_CHANGED,
     )
-    if await _applied(conn, event.case_id, event.version, step):
-        await _history(
-            conn, envelope, case_id=event.case_id, step=step, kind=HistoryKind.STEP_CHANGED, at=event.at
-        )
+    await _applied(conn, event.case_id, event.version, step)
 
 
 async def deadline_approaching(
@@ -127,29 +133,24 @@ async def deadline_approaching(
 
 
 async def deadline_passed(conn: asyncpg.Connection, envelope: Envelope, event: DeadlinePassed) -> None:
-    # The history line says the step the case was in when its deadline passed: the event keeps it there.
-    step = await conn.fetchval(BUMPED, event.case_id, event.version)
-    if await _applied(conn, event.case_id, event.version, step):
-        await _history(
-            conn, envelope, case_id=event.case_id, step=step, kind=HistoryKind.DEADLINE_PASSED, at=event.at
-        )
+    step = await conn.fetchval(
+        DEADLINE_PASSED, event.case_id, event.version, envelope.id, HistoryKind.DEADLINE_PASSED, event.at
+    )
+    await _applied(conn, event.case_id, event.version, step)
 
 
 # Not workflow events: they do not move workflow_version. Once per event id is fold's business.
-CITIZEN_REPLIED = (
-    "INSERT INTO tracking.history(event_id, case_id, step, kind, occurred_at) "
-    "SELECT $1::uuid, case_id, step, $2::text, $3::timestamptz FROM tracking.cases WHERE case_id = $4 "
-    "FOR UPDATE RETURNING true"
-)
+# The step a history line names is the one the case is in when the event is folded.
+CITIZEN_REPLIED = f"UPDATE tracking.cases SET updated_at = now(), {_line(1, 'step', 2, 3)} WHERE case_id = $4 RETURNING true"
 RATED = "UPDATE tracking.cases SET rated = true, updated_at = now() WHERE case_id = $1 RETURNING true"
 FIX_CHECKED = (
     "UPDATE tracking.cases SET updated_at = now(), "
-    "fix_answer = CASE WHEN done_version = $2 THEN $3 ELSE fix_answer END WHERE case_id = $1 RETURNING step"
+    f"fix_answer = CASE WHEN done_version = $2 THEN $3 ELSE fix_answer END, {_line(4, 'step', 5, 6)} "
+    "WHERE case_id = $1 RETURNING step"
 )
 
 
 async def citizen_replied(conn: asyncpg.Connection, envelope: Envelope, event: CitizenReplied) -> None:
-    # The step the case is in when the answer comes, read under the case's lock.
     found = await conn.fetchval(
         CITIZEN_REPLIED, envelope.id, HistoryKind.CITIZEN_REPLIED, event.replied_at, event.case_id
     )
@@ -169,12 +170,13 @@ async def fix_check_due(conn: asyncpg.Connection, envelope: Envelope, event: Fix
 
 
 async def fix_checked(conn: asyncpg.Connection, envelope: Envelope, event: FixChecked) -> None:
-    # The answer to the question about one "done" (an older one's is history).
-    step = await conn.fetchval(FIX_CHECKED, event.case_id, event.done_version, event.fixed)
-    if step is None:
-        raise Nak("the case is not folded yet")
+    # The answer to the question about one "done" (an older one's is history); the line is written anyway.
     kind = HistoryKind.FIX_CONFIRMED if event.fixed else HistoryKind.NOT_FIXED
-    await _history(conn, envelope, case_id=event.case_id, step=step, kind=kind, at=event.checked_at)
+    found = await conn.fetchval(
+        FIX_CHECKED, event.case_id, event.done_version, event.fixed, envelope.id, kind, event.checked_at
+    )
+    if found is None:
+        raise Nak("the case is not folded yet")
 
 
 async def unknown_event(conn: asyncpg.Connection, envelope: Envelope) -> None:
@@ -197,23 +199,3 @@ async def _applied(conn: asyncpg.Connection, case_id: uuid.UUID, version: int, s
     if await next_workflow_event(conn, table="tracking.cases", case_id=case_id, version=version):
         raise Nak("the case moved meanwhile")  # another replica's fold committed in between: again
     return False
-
-
-async def _history(
-    conn: asyncpg.Connection,
-    envelope: Envelope,
-    *,
-    case_id: uuid.UUID,
-    step: str,
-    kind: HistoryKind,
-    at: datetime,
-) -> None:
-    await conn.execute(
-        "INSERT INTO tracking.history(event_id, case_id, step, kind, occurred_at) "
-        "VALUES ($1, $2, $3, $4, $5)",
-        envelope.id,
-        case_id,
-        step,
-        kind,
-        at,
-    )

@@ -11,36 +11,31 @@ import asyncpg
 LOOKUP_POLL_SECONDS = 0.05
 
 
-# A case and its history in one round trip: the history as three arrays in the same order.
-_CASE_BY_DIGEST = """
-SELECT c.*, h.history_steps, h.history_kinds, h.history_times
-FROM tracking.cases c
-LEFT JOIN LATERAL (
-    SELECT array_agg(step ORDER BY occurred_at, event_id) AS history_steps,
-           array_agg(kind ORDER BY occurred_at, event_id) AS history_kinds,
-           array_agg(occurred_at ORDER BY occurred_at, event_id) AS history_times
-    FROM tracking.history WHERE case_id = c.case_id
-) h ON true
-WHERE c.tracking_code_digest = $1
-"""
+Found = tuple[dict[str, Any], list[dict[str, Any]]]
+
+# The case's row holds its history (`history_entry[]`, in the order folded): a lookup is one row by the
+# digest's unique index.
+_CASE_BY_DIGEST = "SELECT * FROM tracking.cases WHERE tracking_code_digest = $1"
+_CASE_BY_ID = "SELECT * FROM tracking.cases WHERE case_id = $1"
 
 
-async def find_case(pool: asyncpg.Pool, digest: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-    row = await pool.fetchrow(_CASE_BY_DIGEST, digest)
+def _found(row: asyncpg.Record | None) -> Found | None:
+    """The case's columns, and its history in time order (events at the same time by event id)."""
     if row is None:
         return None
     case = dict(row)
-    steps, kinds, times = case.pop("history_steps"), case.pop("history_kinds"), case.pop("history_times")
-    history = [
-        {"step": step, "kind": kind, "occurred_at": at}
-        for step, kind, at in zip(steps or (), kinds or (), times or (), strict=True)
-    ]
+    entries = sorted(case.pop("history"), key=lambda entry: (entry["occurred_at"], entry["event_id"]))
+    history = [{"step": e["step"], "kind": e["kind"], "occurred_at": e["occurred_at"]} for e in entries]
     return case, history
+
+
+async def find_case(pool: asyncpg.Pool, digest: str) -> Found | None:
+    return _found(await pool.fetchrow(_CASE_BY_DIGEST, digest))
 
 
 async def wait_for_case(
     pool: asyncpg.Pool, digest: str, *, min_version: int, patience: float
-) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+) -> Found | None:
     """The case once it reached `min_version`, polling for up to `patience` seconds (read-your-writes)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + patience
@@ -51,17 +46,6 @@ async def wait_for_case(
         await asyncio.sleep(LOOKUP_POLL_SECONDS)
 
 
-async def find_case_by_id(
-    pool: asyncpg.Pool, case_id: uuid.UUID
-) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+async def find_case_by_id(pool: asyncpg.Pool, case_id: uuid.UUID) -> Found | None:
     """A case and its history by its id: a street report's public page, a duplicate's original."""
-    async with pool.acquire() as conn:
-        case = await conn.fetchrow("SELECT * FROM tracking.cases WHERE case_id = $1", case_id)
-        if case is None:
-            return None
-        history = await conn.fetch(
-            "SELECT step, kind, occurred_at FROM tracking.history "
-            "WHERE case_id = $1 ORDER BY occurred_at, event_id",
-            case_id,
-        )
-    return dict(case), [dict(h) for h in history]
+    return _found(await pool.fetchrow(_CASE_BY_ID, case_id))

@@ -36,6 +36,27 @@ async def test_a_typo_an_unknown_code_and_a_non_code_are_told_apart(
     assert nonsense.status_code == 422 and "n'a pas la forme" in nonsense.json()["detail"]
 
 
+async def test_bad_lookup_parameters_get_a_422_naming_the_field_in_the_callers_language(
+    strict_tracking: httpx.AsyncClient,
+) -> None:
+    # The lookup reads its parameters in one go (`shared.params`): the same answers as FastAPI's.
+    code = tracking_code.generate()
+    too_long = await strict_tracking.get(f"/v1/track/{'K' * 65}?lang=en")
+    assert too_long.status_code == 422, too_long.text
+    assert too_long.json()["errors"] == [{"field": "code", "message": "At most 64 characters are accepted."}]
+    for bad in ("0", "1000001", "abc"):
+        answer = await strict_tracking.get(f"/v1/track/{code}", params={"min_version": bad, "lang": "fr"})
+        assert answer.status_code == 422, (bad, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+        (error,) = answer.json()["errors"]
+        assert error["field"] == "min_version" and answer.json()["detail"].startswith(
+            "La requête contient des erreurs"
+        )
+    # What the route does not name is ignored, as everywhere: the code is looked up (and unknown).
+    unknown = await strict_tracking.get(f"/v1/track/{code}", params={"page": "2", "min_version": "1"})
+    assert unknown.status_code == 404, unknown.text
+
+
 async def test_guessing_codes_is_slowed_down_with_retry_after(strict_tracking: httpx.AsyncClient) -> None:
     for _ in range(3):
         assert (await strict_tracking.get(f"/v1/track/{tracking_code.generate()}")).status_code == 404
