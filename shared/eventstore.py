@@ -58,27 +58,54 @@ class VersionConflict(Exception):
     """Another writer appended to this case first."""
 
 
-async def append(conn: asyncpg.Connection, *, schema: str, events: Sequence[NewEvent]) -> None:
-    """Record events and queue them for the relay. Call inside the transaction of the state change.
+@dataclass(frozen=True)
+class Guard:
+    """The state change the events go with, run in the same statement as their append: `sql` changes
+    the state row only if it is as the writer read it (`WHERE ... AND version = $n`) and says so
+    (`RETURNING`); the events are recorded only if it returned a row. `then`: more statements, run only
+    then too (e.g. `INSERT ... SELECT ... FROM guard`), on the same `args`."""
 
-    One statement, one round trip, whatever the number of events: the events, their outbox rows in the
-    events' order (the relay publishes by outbox position), and the relay's wake-up."""
+    sql: str
+    args: Sequence[Any]
+    then: Sequence[str] = ()
+
+
+async def append(
+    conn: asyncpg.Connection, *, schema: str, events: Sequence[NewEvent], guard: Guard | None = None
+) -> bool:
+    """Record events and queue them for the relay. Call inside the transaction of the state change, or
+    give the state change as `guard` (one statement: atomic without a transaction). Returns whether the
+    events were recorded (False: the guard's state row had moved on).
+
+    One statement, one round trip, whatever the number of events: the guard's change, the events, their
+    outbox rows in the events' order (the relay publishes by outbox position), and the relay's wake-up."""
     if not events:
-        return
+        return True
+    args: list[Any] = list(guard.args) if guard else []
+    n = len(args)
+    ctes = (
+        [f"guard AS ({guard.sql})", *(f"then_{i} AS ({sql})" for i, sql in enumerate(guard.then))]
+        if guard
+        else []
+    )
+    sql = f"""
+        WITH {"".join(f"{cte}, " for cte in ctes)}new AS (
+            SELECT * FROM unnest(${n + 1}::uuid[], ${n + 2}::uuid[], ${n + 3}::int[], ${n + 4}::text[],
+                                 ${n + 5}::text[], ${n + 6}::text[])
+                WITH ORDINALITY AS e(event_id, case_id, version, type, subject, body, n)
+            {"WHERE EXISTS (SELECT FROM guard)" if guard else ""}
+        ), recorded AS (
+            INSERT INTO {schema}.events(event_id, case_id, version, type, subject, envelope)
+            SELECT event_id, case_id, version, type, subject, body::jsonb FROM new
+        ), queued AS (
+            INSERT INTO {schema}.outbox(event_id) SELECT event_id FROM new ORDER BY n
+        )
+        SELECT pg_notify(${n + 7}, '') {"FROM guard" if guard else ""}
+        """
     try:
-        await conn.execute(
-            f"""
-            WITH new AS (
-                SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[], $6::text[])
-                    WITH ORDINALITY AS e(event_id, case_id, version, type, subject, body, n)
-            ), recorded AS (
-                INSERT INTO {schema}.events(event_id, case_id, version, type, subject, envelope)
-                SELECT event_id, case_id, version, type, subject, body::jsonb FROM new
-            ), queued AS (
-                INSERT INTO {schema}.outbox(event_id) SELECT event_id FROM new ORDER BY n
-            )
-            SELECT pg_notify($7, '')
-            """,
+        answered = await conn.fetch(
+            sql,
+            *args,
             [e.envelope.id for e in events],
             [e.envelope.case_id for e in events],
             [e.version for e in events],
@@ -89,6 +116,7 @@ async def append(conn: asyncpg.Connection, *, schema: str, events: Sequence[NewE
         )
     except asyncpg.UniqueViolationError as exc:
         raise VersionConflict(str(exc)) from exc
+    return bool(answered)
 
 
 def _channel(schema: str) -> str:

@@ -17,7 +17,7 @@ import asyncpg
 from services.workflow.domain import BrokenHistory, CaseState
 from shared.events import make_envelope, parse, subject_for
 from shared.events.workflow import WorkflowEvent
-from shared.eventstore import NewEvent, append
+from shared.eventstore import Guard, NewEvent, append
 from shared.procedures import Catalogue, Procedure
 from shared.telemetry import current_traceparent
 
@@ -102,11 +102,16 @@ async def insert(conn: asyncpg.Connection, state: CaseState) -> bool:
     return bool(inserted)
 
 
-async def save(conn: asyncpg.Connection, state: CaseState) -> None:
-    await conn.execute(
-        "UPDATE workflow.cases SET step = $2, version = $3, assignee = $4, legal_deadline = $5, "
-        "clock_paused_since = $6, deadline_state = $7, outcome = $8, done_at = $9, done_version = $10, "
-        "fix_check_state = $11, updated_at = now() WHERE case_id = $1",
+SAVE = (
+    "UPDATE workflow.cases SET step = $2, version = $3, assignee = $4, legal_deadline = $5, "
+    "clock_paused_since = $6, deadline_state = $7, outcome = $8, done_at = $9, done_version = $10, "
+    "fix_check_state = $11, updated_at = now() WHERE case_id = $1"
+)
+
+
+def _saved(state: CaseState) -> list[Any]:
+    """`SAVE`'s parameters."""
+    return [
         state.case_id,
         state.step,
         state.version,
@@ -118,7 +123,27 @@ async def save(conn: asyncpg.Connection, state: CaseState) -> None:
         state.done_at,
         state.done_version,
         state.fix_check_state,
-    )
+    ]
+
+
+async def save(conn: asyncpg.Connection, state: CaseState) -> None:
+    await conn.execute(SAVE, *_saved(state))
+
+
+def _new_events(state: CaseState, events: Sequence[WorkflowEvent]) -> list[NewEvent]:
+    return [
+        NewEvent(
+            envelope=make_envelope(
+                event,
+                case_id=state.case_id,
+                procedure=state.procedure.code,
+                traceparent=current_traceparent(),
+            ),
+            version=event.version,
+            subject=subject_for(procedure=state.procedure.code, case_id=state.case_id, event=event),
+        )
+        for event in events
+    ]
 
 
 async def record(
@@ -130,18 +155,7 @@ async def record(
     reason: str | None = None,
 ) -> list[uuid.UUID]:
     """Append the events (each carries its version) and the free-text note of the last one."""
-    new = []
-    for event in events:
-        envelope = make_envelope(
-            event, case_id=state.case_id, procedure=state.procedure.code, traceparent=current_traceparent()
-        )
-        new.append(
-            NewEvent(
-                envelope=envelope,
-                version=event.version,
-                subject=subject_for(procedure=state.procedure.code, case_id=state.case_id, event=event),
-            )
-        )
+    new = _new_events(state, events)
     await append(conn, schema=SCHEMA, events=new)
     if new and (comment or reason):
         await conn.execute(
@@ -151,6 +165,36 @@ async def record(
             reason,
         )
     return [e.envelope.id for e in new]
+
+
+# The case's new state ($2...$11), if it is still at the version it was read at ($12), and the note of
+# its last event ($13 the event, $14 the comment, $15 the reason) if there is one.
+_SAVED_AT_VERSION = SAVE.replace("WHERE case_id = $1", "WHERE case_id = $1 AND version = $12 RETURNING 1")
+_NOTED = (
+    "INSERT INTO workflow.notes(event_id, comment, reason) SELECT $13::uuid, $14::text, $15::text FROM guard "
+    "WHERE $14::text IS NOT NULL OR $15::text IS NOT NULL"
+)
+
+
+async def save_and_record(
+    conn: asyncpg.Connection,
+    state: CaseState,
+    events: Sequence[WorkflowEvent],
+    *,
+    read_at: int,
+    comment: str | None = None,
+    reason: str | None = None,
+) -> bool:
+    """The case's new state, its events and the note of the last one, in one statement, only if the case
+    is still at version `read_at` (no lock needed: it is the expected-version check itself). Returns
+    whether it was (False: another change came first)."""
+    new = _new_events(state, events)
+    guard = Guard(
+        _SAVED_AT_VERSION,
+        [*_saved(state), read_at, new[-1].envelope.id, comment or None, reason or None],
+        then=(_NOTED,),
+    )
+    return await append(conn, schema=SCHEMA, events=new, guard=guard)
 
 
 async def history(conn: asyncpg.Connection, case_id: uuid.UUID) -> list[dict[str, Any]]:

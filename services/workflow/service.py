@@ -1,5 +1,11 @@
-"""workflow's commands: each one loads the case under a row lock, asks `domain` what happens, and records
-the events, the new state and the idempotency key in one transaction."""
+"""workflow's commands: each one loads the case, asks `domain` what happens, and records the events and the
+new state together, at the version it read.
+
+An agent's action names the version it saw (`expected_version`): it is read without a lock and written in
+one statement that changes the case only if it is still at that version (`queries.save_and_record`), two
+round trips and no transaction; a change that came in between makes it a 409, as the version check would
+have under a lock. An action with an Idempotency-Key, or naming the case it duplicates, also claims the key
+or share-locks the original: those run in a transaction, under the case's row lock."""
 
 from __future__ import annotations
 
@@ -96,29 +102,28 @@ async def act(
     idempotency_key: str | None,
 ) -> tuple[dict[str, Any], bool]:
     """Run an agent's action. Returns the answer and whether it is a replay of an earlier one."""
-    async with pool.acquire() as conn, conn.transaction():
-        state = await queries.load(conn, case_id, catalogue, lock=True)
-        if state is None:
-            raise NotFound("workflow.case_not_found", case_id=case_id)
-        domain.check_visible(state, agent)
-        idempotent = _idempotent(idempotency_key, agent=agent, case_id=case_id, command=command)
-        if (previous := await _replay(conn, idempotent)) is not None:
-            return previous, True
-        domain.check_version(state, command.expected_version)
-        original = await _original(conn, command, catalogue)
-        new_state, events = _apply(state, command, agent, clock, original)
-        await queries.save(conn, new_state)
-        await queries.record(conn, new_state, events, comment=command.comment, reason=command.reason)
-        answer = {
-            "case_id": str(case_id),
-            "action": command.action,
-            "step": new_state.step,
-            "version": new_state.version,
-            "outcome": new_state.outcome,
-            "assignee": new_state.assignee,
-        }
-        if idempotent:
-            await idempotency.remember(conn, idempotent, Answer(status=200, body=answer))
+    if idempotency_key is None and command.duplicate_of is None:
+        async with pool.acquire() as conn:
+            new_state = await _act_at_version(conn, catalogue, clock, case_id, agent, command)
+        answer = _answer(case_id, command, new_state)
+    else:
+        async with pool.acquire() as conn, conn.transaction():
+            state = await queries.load(conn, case_id, catalogue, lock=True)
+            if state is None:
+                raise NotFound("workflow.case_not_found", case_id=case_id)
+            domain.check_visible(state, agent)
+            idempotent = _idempotent(idempotency_key, agent=agent, case_id=case_id, command=command)
+            if (previous := await _replay(conn, idempotent)) is not None:
+                return previous, True
+            domain.check_version(state, command.expected_version)
+            original = await _original(conn, command, catalogue)
+            new_state, events = _apply(state, command, agent, clock, original)
+            await queries.save_and_record(
+                conn, new_state, events, read_at=state.version, comment=command.comment, reason=command.reason
+            )
+            answer = _answer(case_id, command, new_state)
+            if idempotent:
+                await idempotency.remember(conn, idempotent, Answer(status=200, body=answer))
     log.info(
         "agent %s did %s (now %s, version %d)",
         agent.id,
@@ -128,6 +133,44 @@ async def act(
         extra={"case_id": str(case_id)},
     )
     return answer, False
+
+
+async def _act_at_version(
+    conn: asyncpg.Connection,
+    catalogue: Catalogue,
+    clock: Clock,
+    case_id: uuid.UUID,
+    agent: Agent,
+    command: ActionCreate,
+) -> domain.CaseState:
+    """The action on the case as read (no lock), written only if the case is still at that version."""
+    state = await queries.load(conn, case_id, catalogue)
+    if state is None:
+        raise NotFound("workflow.case_not_found", case_id=case_id)
+    domain.check_visible(state, agent)
+    domain.check_version(state, command.expected_version)
+    new_state, events = _apply(state, command, agent, clock)
+    if not await queries.save_and_record(
+        conn, new_state, events, read_at=state.version, comment=command.comment, reason=command.reason
+    ):
+        # Another change came in between: the version the agent saw is not the case's any more (409).
+        moved = await queries.load(conn, case_id, catalogue)
+        if moved is None:
+            raise NotFound("workflow.case_not_found", case_id=case_id)
+        domain.check_version(moved, command.expected_version)
+        raise RuntimeError(f"case {case_id} is still at version {state.version}, yet was not saved at it")
+    return new_state
+
+
+def _answer(case_id: uuid.UUID, command: ActionCreate, state: domain.CaseState) -> dict[str, Any]:
+    return {
+        "case_id": str(case_id),
+        "action": command.action,
+        "step": state.step,
+        "version": state.version,
+        "outcome": state.outcome,
+        "assignee": state.assignee,
+    }
 
 
 async def check_deadlines(pool: asyncpg.Pool, *, catalogue: Catalogue, clock: Clock, warn_days: int) -> int:

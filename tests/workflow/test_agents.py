@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.builders import make_case
-from tests.conftest import Tokens
-from tests.waiting import eventually
+from tests.conftest import Env, Tokens
+from tests.waiting import eventually, scalar
 
 AGENT = ("agent", "urbanisme")
 
@@ -98,6 +99,35 @@ async def test_two_agents_acting_at_once_one_wins_the_other_gets_409(
     loser = next(a for a in answers if a.status_code == 409).json()
     assert loser["current_version"] == 2
     assert "expected_version=2" in loser["detail"]
+
+
+async def test_many_actions_at_one_version_record_one_and_refuse_the_others_with_the_current_version(
+    env: Env, intake: httpx.AsyncClient, workflow: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    # An action is read without a lock and written only if the case is still at the version read: when
+    # many race (each read version 1), one is recorded and every other is a 409, never a lost write.
+    case = await open_case(intake, workflow, tokens)
+    agents = [f"agent-{n}" for n in range(8)]
+    answers = await asyncio.gather(
+        *(
+            act(workflow, tokens("agent", "urbanisme", agent=agent), case, "take", 1, comment=f"par {agent}")
+            for agent in agents
+        )
+    )
+    assert sorted(a.status_code for a in answers) == [200] + [409] * 7, [a.text for a in answers]
+    (winner,) = [a.json() for a in answers if a.status_code == 200]
+    assert all(a.json()["current_version"] == 2 for a in answers if a.status_code == 409)
+    recorded = await scalar(
+        env.database_url,
+        "SELECT count(*) FROM workflow.events WHERE case_id = $1",
+        uuid.UUID(case["case_id"]),
+    )
+    assert recorded == 2  # CaseOpened and the one CaseAssigned
+    detail = (await workflow.get(f"/v1/cases/{case['case_id']}", headers=tokens("admin"))).json()
+    assert detail["assignee"] == winner["assignee"] and detail["version"] == 2
+    assert detail["history"][-1]["comment"] == f"par {winner['assignee']}"
+    notes = await scalar(env.database_url, "SELECT count(*) FROM workflow.notes")
+    assert notes == 1  # the winner's comment only
 
 
 async def test_an_action_the_procedure_does_not_allow_names_the_allowed_ones(
