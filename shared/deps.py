@@ -9,6 +9,7 @@ from typing import Annotated, cast
 import asyncpg
 from fastapi import Depends, Header, Request
 
+from shared import params
 from shared.http import ApiError
 from shared.procedures import Catalogue, Procedure
 
@@ -26,10 +27,7 @@ async def _idempotency_key(
         str | None, Header(description="retries with the same key record the request once")
     ] = None,
 ) -> str | None:
-    key = idempotency_key
-    if key is not None and not (1 <= len(key) <= 200 and key.isprintable() and key.strip()):
-        raise ApiError("error.idempotency_key_invalid")
-    return key
+    return params.checked_idempotency_key(idempotency_key)
 
 
 async def _internal_caller(

@@ -9,6 +9,11 @@ the same key sent for two cases is two keys. The answers live in the writer's sc
 scope and key, so a second request with the same key waits until the first commits or rolls back, then
 replays the first's answer (or, if the first rolled back, does the work itself). Only the lock's holder
 inserts the key's row: no unique violation can reach the client.
+
+A writer whose work is one statement (`shared.eventstore.append` with a `Guard`) claims the key in that
+statement instead: `claim_in_statement` inserts the key with the answer, and the work is done only if the
+insert took. A second request with the same key waits in it for the first's transaction to end (the
+primary key's check), then inserts nothing; `replay` gives it the first answer.
 """
 
 from __future__ import annotations
@@ -76,17 +81,7 @@ async def claim(conn: asyncpg.Connection, request: Idempotent) -> Answer | None:
     should `remember` its answer. A request with the same key waits here for the holder to finish."""
     lock = advisory_key(f"idempotency:{request.schema}:{request.scope}:{request.key}")
     await conn.execute("SELECT pg_advisory_xact_lock($1)", lock)
-    stored = await conn.fetchrow(
-        f"SELECT request_hash, status, body FROM {request.schema}.idempotent_requests "
-        "WHERE scope = $1 AND key = $2",
-        request.scope,
-        request.key,
-    )
-    if stored is None:
-        return None
-    if stored["request_hash"] != request.request_hash:
-        raise KeyReused()
-    return Answer(status=stored["status"], body=stored["body"])
+    return await replay(conn, request)
 
 
 async def remember(conn: asyncpg.Connection, request: Idempotent, answer: Answer) -> None:
@@ -100,6 +95,35 @@ async def remember(conn: asyncpg.Connection, request: Idempotent, answer: Answer
         answer.status,
         answer.body,
     )
+
+
+def claim_in_statement(request: Idempotent, answer: Answer, *, first: int) -> tuple[str, list[Any]]:
+    """The key's claim as SQL (its parameters numbered from `first`) and its arguments: an insert of the
+    key with `answer` that returns a row only if the key was free. For a `Guard`, so that the work is
+    done in the same statement only if it did; when it did not, call `replay`."""
+    p = [f"${first + i}" for i in range(5)]
+    sql = (
+        f"INSERT INTO {request.schema}.idempotent_requests(scope, key, request_hash, status, body) "
+        f"VALUES ({p[0]}::text, {p[1]}::text, {p[2]}::text, {p[3]}::smallint, {p[4]}::jsonb) "
+        "ON CONFLICT DO NOTHING RETURNING true"
+    )
+    return sql, [request.scope, request.key, request.request_hash, answer.status, answer.body]
+
+
+async def replay(conn: asyncpg.Connection, request: Idempotent) -> Answer | None:
+    """The answer stored for a key, to give again to a retry; None if there is none. Raises `KeyReused`
+    if the key came with another request."""
+    stored = await conn.fetchrow(
+        f"SELECT request_hash, status, body FROM {request.schema}.idempotent_requests "
+        "WHERE scope = $1 AND key = $2",
+        request.scope,
+        request.key,
+    )
+    if stored is None:
+        return None
+    if stored["request_hash"] != request.request_hash:
+        raise KeyReused()
+    return Answer(status=stored["status"], body=stored["body"])
 
 
 async def answered(pool: asyncpg.Pool, *, schema: str, scope: str, key: str) -> Answer | None:

@@ -6,6 +6,10 @@ reads its parameters with `read(Model, request)` and documents them with `docume
 (its `openapi_extra`). A bad value is the same `RequestValidationError` FastAPI raises, so it gets the same
 422 in the caller's language, naming the field.
 
+The same goes for what such a route reads from the request beside its body: the language
+(`shared.http.language_of`, documented as `LANGUAGE`) and the `Idempotency-Key` (`idempotency_key`,
+documented as `IDEMPOTENCY_KEY`).
+
 Every other route declares its parameters the usual FastAPI way: this is for the few that a peak hits.
 """
 
@@ -17,10 +21,12 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from shared.http import ApiError
+
 Params = TypeVar("Params", bound=BaseModel)
 
 # The request's language (`shared.http.Lang`), as every route documents it.
-_LANGUAGE = [
+LANGUAGE = [
     {
         "name": "lang",
         "in": "query",
@@ -71,4 +77,26 @@ def documented(
             parameter["description"] = field["description"]
         parameter["schema"] = {key: value for key, value in field.items() if key != "description"}
         parameters.append(parameter)
-    return {"parameters": parameters + (_LANGUAGE if language else [])}
+    return {"parameters": parameters + (LANGUAGE if language else [])}
+
+
+# `shared.deps.IdempotencyKey`, as the routes taking it document it.
+IDEMPOTENCY_KEY = {
+    "name": "idempotency-key",
+    "in": "header",
+    "required": False,
+    "description": "retries with the same key record the request once",
+    "schema": {"anyOf": [{"type": "string"}, {"type": "null"}], "title": "Idempotency-Key"},
+}
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The request's `Idempotency-Key`, checked (`checked_idempotency_key`)."""
+    return checked_idempotency_key(request.headers.get("idempotency-key"))
+
+
+def checked_idempotency_key(key: str | None) -> str | None:
+    """`key`, or a 400 saying what a key must be: 1 to 200 printable characters, not only spaces."""
+    if key is not None and not (1 <= len(key) <= 200 and key.isprintable() and key.strip()):
+        raise ApiError("error.idempotency_key_invalid")
+    return key

@@ -29,7 +29,8 @@ class MistypedCode(ValueError):
 
 
 def generate() -> str:
-    data = "".join(secrets.choice(ALPHABET) for _ in range(DATA_LENGTH))
+    bits = int.from_bytes(secrets.token_bytes(DATA_LENGTH * 5 // 8))  # 5 bits a symbol, one read of the OS
+    data = "".join(ALPHABET[(bits >> (5 * i)) & 31] for i in range(DATA_LENGTH))
     return display(data + luhn.calc_check_digit(data, alphabet=ALPHABET))
 
 

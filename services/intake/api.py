@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -11,8 +12,8 @@ import asyncpg
 from fastapi import APIRouter, Request, Response
 
 from services.intake import documents, domain, nearby, places, queries
-from services.intake.deps import CatalogueDep, IdempotencyKey
-from services.intake.documents import NO_FILES, Received, UploadsDep
+from services.intake.deps import CatalogueDep
+from services.intake.documents import NO_FILES, Received
 from services.intake.schemas import (
     ApplicantCreate,
     CaseCreate,
@@ -25,9 +26,9 @@ from services.intake.schemas import (
     StepPublic,
 )
 from services.intake.settings import IntakeSettings
-from shared import idempotency
+from shared import idempotency, params
 from shared.deps import procedure_or_404
-from shared.http import ApiError, Lang
+from shared.http import ApiError, Lang, language_of
 from shared.idempotency import Answer, Idempotent
 from shared.objectstore import ObjectStore
 from shared.places import Geocoder
@@ -151,17 +152,21 @@ async def _submit(
     catalogue: Catalogue,
     settings: IntakeSettings,
     lang: str,
-    files: Received = NO_FILES,
-) -> Answer:
-    procedure = procedure_or_404(catalogue, body.procedure)
-    data, applicant = _checked(body, procedure, files, lang)
+    files: Received,
+    idempotent: Idempotent | None,
+) -> tuple[Answer, bool]:
+    """Check and record a submission: the answer, and whether it is the first one of its key, replayed."""
+    try:
+        procedure = procedure_or_404(catalogue, body.procedure)
+        data, applicant = _checked(body, procedure, files, lang)
+    except ApiError:
+        # A retry of a request answered before (its procedure has changed since, say) gets that answer.
+        if idempotent is not None and (first := await idempotency.replay(conn, idempotent)) is not None:
+            return first, True
+        raise
     submission = domain.submit(
         procedure=procedure, request=body.model_copy(update={"applicant": applicant}), data=data
     )
-    events = domain.first_events(submission, traceparent=current_traceparent())
-    await queries.record_submission(conn, submission=submission, events=events)
-    await queries.record_documents(conn, case_id=submission.case_id, documents=files.checked)
-    await nearby.record_place(conn, submission=submission)
     case = {
         "case_id": submission.case_id,
         "tracking_code": submission.tracking_code,
@@ -170,7 +175,22 @@ async def _submit(
         "submitted_at": submission.submitted_at,
         "legal_deadline": submission.legal_deadline,
     }
-    return Answer(status=201, body=_public(case, procedure, settings, lang).model_dump(mode="json"))
+    answer = Answer(status=201, body=_public(case, procedure, settings, lang).model_dump(mode="json"))
+    recorded = await queries.record_submission(
+        conn,
+        submission=submission,
+        events=domain.first_events(submission, traceparent=current_traceparent()),
+        place=nearby.place_of(submission),
+        answer=answer,
+        idempotent=idempotent,
+    )
+    if not recorded:
+        assert idempotent is not None, "only a key's claim keeps a submission from being recorded"
+        first = await idempotency.replay(conn, idempotent)
+        assert first is not None, "a key's claim lost to a key recorded"
+        return first, True
+    await queries.record_documents(conn, case_id=submission.case_id, documents=files.checked)
+    return answer, False
 
 
 async def _migrated(
@@ -218,11 +238,13 @@ async def submit(
     if files.checked or files.errors:  # every problem is answered before a file is kept
         _checked(located, procedure_or_404(catalogue, body.procedure), files, lang)
     async with documents.kept(store, files.checked) as kept:
-        async with pool.acquire() as conn, conn.transaction():
-            answer, replayed = await idempotency.once(
-                conn,
-                _idempotent(key, body, files),
-                lambda: _submit(conn, located, catalogue, settings, lang, files),
+        # Without files, the submission is one statement; its files' rows go in the same transaction.
+        async with (
+            pool.acquire() as conn,
+            conn.transaction() if files.checked else contextlib.nullcontext(),
+        ):
+            answer, replayed = await _submit(
+                conn, located, catalogue, settings, lang, files, _idempotent(key, body, files)
             )
         if replayed:
             await kept.discard()  # the first request's files are the case's
@@ -264,26 +286,27 @@ _FILES = (
     "/cases",
     status_code=201,
     response_model=CasePublic,
-    openapi_extra=documents.upload_openapi("case", "CaseCreate", _FILES),
+    openapi_extra={
+        **documents.upload_openapi("case", "CaseCreate", _FILES),
+        "parameters": [*params.LANGUAGE, params.IDEMPOTENCY_KEY],
+    },
 )
-async def submit_case(
-    request: Request,
-    body: CaseCreate,
-    uploads: UploadsDep,
-    response: Response,
-    catalogue: CatalogueDep,
-    lang: Lang,
-    key: IdempotencyKey,
-) -> CasePublic:
+async def submit_case(request: Request, body: CaseCreate) -> Response:
     """Submit a case, as JSON, or as `multipart/form-data` with files: the JSON in a part named `case`,
     each file in a part named after its field (`plans`, `photo`...). The form's data then names each
     file by its document id. A retry with the same `Idempotency-Key` creates nothing and gets the first
     answer again (same status and body, with `Idempotent-Replayed: true`)."""
+    # What the route reads beside its body comes straight from the request (`shared.params`): a peak of
+    # submissions meets no dependency to solve.
+    lang, key, uploads = language_of(request), params.idempotency_key(request), documents.uploads_of(request)
     files = NO_FILES
     if uploads:
+        catalogue = request.app.state.catalogue
         files = await documents.receive_fields(procedure_or_404(catalogue, body.procedure), uploads, lang)
     submitted = await submit_from(request, body, lang=lang, key=key, files=files)
-    if submitted.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    response.status_code = submitted.status
-    return submitted.case
+    return Response(
+        submitted.case.model_dump_json(),
+        status_code=submitted.status,
+        media_type="application/json",
+        headers={"Idempotent-Replayed": "true"} if submitted.replayed else None,
+    )

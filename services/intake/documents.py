@@ -302,8 +302,13 @@ async def _store(request: Request) -> ObjectStore:
     return cast(ObjectStore, request.app.state.documents)
 
 
-async def _uploads(request: Request) -> Uploads:
+def uploads_of(request: Request) -> Uploads:
+    """The files of a multipart request (`MultipartJson`), by part name; none for a JSON request."""
     return cast(Uploads, getattr(request.state, "uploads", {}))
+
+
+async def _uploads(request: Request) -> Uploads:
+    return uploads_of(request)
 
 
 DocumentStore = Annotated[ObjectStore, Depends(_store)]

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -329,7 +330,7 @@ class Submission:
     submitted_at: datetime
     legal_deadline: date | None
 
-    @property
+    @cached_property
     def event(self) -> CaseSubmitted:
         p = self.procedure
         return CaseSubmitted(

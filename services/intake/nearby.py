@@ -80,21 +80,27 @@ def point_of(place: Any) -> Point | None:
     return Point(float(lat), float(lon))  # type: ignore[arg-type]
 
 
-async def record_place(conn: asyncpg.Connection, *, submission: Submission) -> None:
-    """A street report's place, in the caller's transaction (the case's own)."""
+@dataclass(frozen=True)
+class Place:
+    """A street report's place, as intake keeps it (`intake.report_places`)."""
+
+    procedure: str
+    category: str
+    point: Point
+    district: str | None
+
+
+def place_of(submission: Submission) -> Place | None:
+    """The place a submission records beside its case: a street report's, when it has a point."""
     located, category = submission.procedure.located, category_field(submission.procedure)
     point = point_of(submission.data.get(located.name)) if located is not None else None
     if located is None or point is None:
-        return
-    await conn.execute(
-        "INSERT INTO intake.report_places(case_id, procedure, category, latitude, longitude, district) "
-        "VALUES ($1, $2, $3, $4, $5, $6)",
-        submission.case_id,
-        submission.procedure.code,
-        str(submission.data.get(category.name, "")) if category is not None else "",
-        point.latitude,
-        point.longitude,
-        submission.data[located.name].get("district"),
+        return None
+    return Place(
+        procedure=submission.procedure.code,
+        category=str(submission.data.get(category.name, "")) if category is not None else "",
+        point=point,
+        district=submission.data[located.name].get("district"),
     )
 
 

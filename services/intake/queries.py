@@ -1,5 +1,6 @@
-"""intake's SQL: a case, its applicant, its files' rows and its first events, in one transaction; a
-citizen's reply, its files' rows and its event, in another. An Idempotency-Key is recorded in the same transaction (`shared.idempotency`)."""
+"""intake's SQL: a case, its applicant, its place and its first events, in one statement (its files'
+rows after it, in the same transaction); a citizen's reply, its files' rows and its event, in one
+transaction. An Idempotency-Key is recorded with what it did (`shared.idempotency`)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ import asyncpg
 
 from services.intake.documents import Checked
 from services.intake.domain import Reply, Submission
+from services.intake.nearby import Place
 from shared import idempotency
 from shared.events import EventData, make_envelope, subject_for
-from shared.eventstore import NewEvent, VersionConflict, append
+from shared.eventstore import Guard, NewEvent, VersionConflict, append
 from shared.idempotency import Answer, Idempotent
 from shared.telemetry import current_traceparent
 
@@ -25,16 +27,19 @@ REPLY_ATTEMPTS = 5
 
 
 async def record_submission(
-    conn: asyncpg.Connection, *, submission: Submission, events: list[NewEvent]
-) -> None:
-    """The case, its applicant and its first events, in the caller's transaction."""
+    conn: asyncpg.Connection,
+    *,
+    submission: Submission,
+    events: list[NewEvent],
+    place: Place | None,
+    answer: Answer,
+    idempotent: Idempotent | None,
+) -> bool:
+    """The case, its applicant, its place (a street report's), its first events and, for a request with
+    an Idempotency-Key, the key and `answer`: one statement, so one round trip, atomic without a
+    transaction. Returns False, having written nothing, when the key was used already (`replay` it)."""
     s, applicant = submission, submission.request.applicant
-    await conn.execute(  # one round trip for both rows
-        "WITH c AS (INSERT INTO intake.cases(case_id, tracking_code, tracking_code_digest, procedure, "
-        "procedure_version, channel, data, submitted_at, legal_deadline) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)) "
-        "INSERT INTO intake.applicants(case_id, name, email, phone, language, notify_by) "
-        "VALUES ($1, $10, $11, $12, $13, $14)",
+    args: list[Any] = [
         s.case_id,
         s.tracking_code,
         s.event.tracking_code_digest,
@@ -49,8 +54,36 @@ async def record_submission(
         applicant.phone,
         applicant.language,
         applicant.notify_by or [],
+    ]
+    then = [_INSERT_CASE, _INSERT_APPLICANT]
+    if place is not None:
+        then.append(_insert_place(first=len(args) + 1))
+        args += [place.procedure, place.category, place.point.latitude, place.point.longitude, place.district]
+    claim = "SELECT true"
+    if idempotent is not None:
+        claim, claim_args = idempotency.claim_in_statement(idempotent, answer, first=len(args) + 1)
+        args += claim_args
+    return await append(conn, schema=SCHEMA, events=events, guard=Guard(claim, args, then=then))
+
+
+# The rows of a submission, each written only if the statement's guard (the key's claim) returned a row.
+_INSERT_CASE = (
+    "INSERT INTO intake.cases(case_id, tracking_code, tracking_code_digest, procedure, procedure_version, "
+    "channel, data, submitted_at, legal_deadline) SELECT $1::uuid, $2::text, $3::text, $4::text, $5::int, "
+    "$6::text, $7::jsonb, $8::timestamptz, $9::date FROM guard"
+)
+_INSERT_APPLICANT = (
+    "INSERT INTO intake.applicants(case_id, name, email, phone, language, notify_by) "
+    "SELECT $1::uuid, $10::text, $11::text, $12::text, $13::text, $14::text[] FROM guard"
+)
+
+
+def _insert_place(*, first: int) -> str:
+    p = [f"${first + i}" for i in range(5)]
+    return (
+        "INSERT INTO intake.report_places(case_id, procedure, category, latitude, longitude, district) "
+        f"SELECT $1::uuid, {p[0]}::text, {p[1]}::text, {p[2]}::float8, {p[3]}::float8, {p[4]}::text FROM guard"
     )
-    await append(conn, schema=SCHEMA, events=events)
 
 
 async def get_case(pool: asyncpg.Pool, case_id: uuid.UUID) -> dict[str, Any] | None:

@@ -168,3 +168,31 @@ async def _install_before_011(env: Env, tmp_path: Path) -> None:
         await migrate(pool, schema="intake", directory=tmp_path, shared=("eventstore", "projection"))
     finally:
         await pool.close()
+
+
+async def test_a_retry_after_its_form_changed_still_gets_the_first_answer(env: Env, tmp_path: Path) -> None:
+    """The form gained a required field between the first try and its retry: the retry is the request
+    that was answered, so it gets that answer, not a 422 for the new field."""
+    headers = {"Idempotency-Key": "before-the-new-form"}
+    async for client in _client(create_app(intake_settings(env))):
+        first = await client.post("/v1/cases", json=make_case(), headers=headers)
+    assert first.status_code == 201, first.text
+
+    procedures = tmp_path / "procedures"
+    shutil.copytree(Path(services.intake.app.__file__).parents[2] / "procedures", procedures)
+    form = procedures / "permis-construire"
+    v2 = (form / "v1.yaml").read_text(encoding="utf-8").replace("version: 1\n", "version: 2\n", 1)
+    v2 = v2.replace(
+        "fields:\n",
+        "fields:\n  - name: architect\n    type: string\n    max_length: 100\n    label: {fr: Architecte, en: Architect, ar: Architecte}\n",
+        1,
+    )
+    (form / "v2.yaml").write_text(v2, encoding="utf-8")
+    async for client in _client(create_app(intake_settings(env, procedures_dir=procedures))):
+        fresh = await client.post("/v1/cases", json=make_case())
+        again = await client.post("/v1/cases", json=make_case(), headers=headers)
+    assert fresh.status_code == 422, "the new form does need its new field"
+    assert again.status_code == 201, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    assert await _cases(env) == 1
