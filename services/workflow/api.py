@@ -8,6 +8,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from services.workflow import documents, domain, queries, service
 from services.workflow.applicants import (
@@ -18,7 +19,7 @@ from services.workflow.applicants import (
     replies_with_files,
 )
 from services.workflow.clock import city_today
-from services.workflow.deps import CatalogueDep, ClockDep, IdempotencyKey, Pool, SettingsDep
+from services.workflow.deps import CatalogueDep, ClockDep, Pool, SettingsDep
 from services.workflow.nearby import fetch_nearby
 from services.workflow.notifications import fetch_notifications
 from services.workflow.schemas import (
@@ -30,6 +31,7 @@ from services.workflow.schemas import (
     QueueItem,
     QueuePage,
 )
+from shared import params
 from shared.auth import Agent, CurrentAgent
 from shared.http import Lang
 from shared.procedures import Role
@@ -225,26 +227,24 @@ async def download_document(
     return documents.streamed(answer, filename=documents.filename_of(answer, document_id))
 
 
-@router.post("/cases/{case_id}/actions", response_model=ActionPublic)
+@router.post(
+    "/cases/{case_id}/actions",
+    response_model=ActionPublic,
+    openapi_extra={"parameters": [params.IDEMPOTENCY_KEY]},
+)
 async def post_action(
-    case_id: uuid.UUID,
-    body: ActionCreate,
-    response: Response,
-    agent: CurrentAgent,
-    pool: Pool,
-    catalogue: CatalogueDep,
-    clock: ClockDep,
-    idempotency_key: IdempotencyKey,
-) -> dict[str, Any]:
+    request: Request, case_id: uuid.UUID, body: ActionCreate, agent: CurrentAgent
+) -> Response:
+    # The agents' busiest route: beside its path, body and token, it reads what it needs from the app
+    # and the request (`shared.params`), with no dependency to solve, and answers its JSON as it is.
+    state = request.app.state
     answer, replayed = await service.act(
-        pool,
-        catalogue=catalogue,
-        clock=clock,
+        state.runtime.pool,
+        catalogue=state.catalogue,
+        clock=state.clock,
         case_id=case_id,
         agent=agent,
         command=body,
-        idempotency_key=idempotency_key,
+        idempotency_key=params.idempotency_key(request),
     )
-    if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return answer
+    return JSONResponse(answer, headers={"Idempotent-Replayed": "true"} if replayed else None)
