@@ -5,13 +5,13 @@ PostgreSQL database, in the same run.
 The work, identical on both sides: `cases` cases of `events_per_case` events (a CaseSubmitted, then
 StepChanged events: envelopes of ~0.8 kB of JSON built by `make_envelope`, made before the clock starts).
 They are written in rounds (version 1 of every case, then version 2, ...), one event per action, as
-workflow records an agent's action: one transaction that reads the case's version and appends the event
-at version + 1, where a unique (case, version) key refuses a stale writer (optimistic concurrency). Then
+workflow records an agent's action: the case's version read, then the event appended at version + 1,
+where a unique (case, version) key refuses a stale writer (optimistic concurrency). Then
 every event is folded in the order written: its tracking record and an upsert of the case's row in a
 small read model (`case_summaries`: version, last type, number of events).
 
 - Suivi: `SELECT max(version)` then `shared.eventstore.append` (events row, outbox row, pg_notify) in
-  one asyncpg transaction; then `shared.projection.fold` (folded_events row, the upsert as `change`,
+  one statement, as workflow writes an action; then `shared.projection.fold` (folded_events row, the upsert as `change`,
   consumer_positions upsert). Tables from `shared/sql/` (eventstore, projection) by `shared.db.migrate`,
   the read model as a migration of the bench's schema.
 - eventsourcing: the recorder an `Application` saves through, `PostgresApplicationRecorder`, made by
@@ -179,8 +179,10 @@ class Round:
 
 
 async def _act(pool: asyncpg.Pool, *, schema: str, event: NewEvent) -> None:
-    """One agent's action as workflow records it: the case's version read, the event appended after it."""
-    async with pool.acquire() as conn, conn.transaction():
+    """One agent's action as workflow records it (`services.workflow.service`, an action without a key):
+    the case's version read, then the event appended after it in one statement, atomic on its own, where
+    the (case, version) key refuses a writer that read a version since gone (`VersionConflict`)."""
+    async with pool.acquire() as conn:
         current = await conn.fetchval(
             f"SELECT coalesce(max(version), 0) FROM {schema}.events WHERE case_id = $1",
             event.envelope.case_id,
