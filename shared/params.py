@@ -10,15 +10,21 @@ The same goes for what such a route reads from the request beside its body: the 
 (`shared.http.language_of`, documented as `LANGUAGE`) and the `Idempotency-Key` (`idempotency_key`,
 documented as `IDEMPOTENCY_KEY`).
 
+Such a route is added with `route_class_override=DirectRoute`: FastAPI then calls it with the request
+as it is, and sends the `Response` it returns, with nothing to solve or serialize in between (its
+OpenAPI document is FastAPI's as usual).
+
 Every other route declares its parameters the usual FastAPI way: this is for the few that a peak hits.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from fastapi import Request
+from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
 from shared.http import ApiError
@@ -41,6 +47,23 @@ LANGUAGE = [
         "schema": {"anyOf": [{"type": "string"}, {"type": "null"}], "title": "Accept-Language"},
     },
 ]
+
+
+class DirectRoute(APIRoute):
+    """A route whose endpoint takes only the `Request` and returns its `Response`, called as it is."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
+        super().__init__(path, endpoint, **options)
+        d = self.dependant
+        taken = d.dependencies or d.path_params or d.query_params or d.header_params or d.body_params
+        if taken or d.request_param_name is None:
+            raise TypeError(
+                f"{path}: a DirectRoute's endpoint takes the Request only, and its router no dependency"
+            )
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
+        return handler
 
 
 def read(model: type[Params], request: Request) -> Params:

@@ -1,8 +1,8 @@
 """tracking's JSON API: the public lookup by tracking code.
 
 The lookup is the route a peak hits (every citizen refreshing their case): it reads its parameters in one
-pydantic call (`shared.params`) and answers the view's JSON as pydantic writes it, without FastAPI
-validating it a second time.
+pydantic call and FastAPI calls it with the request as it is (`shared.params.DirectRoute`); it answers the
+view's JSON as pydantic writes it, without FastAPI validating it a second time.
 """
 
 from __future__ import annotations
@@ -32,14 +32,20 @@ class TrackParams(BaseModel):
     ] = 1
 
 
-@router.get(
-    "/track/{code}",
-    response_model=TrackingView,
-    openapi_extra=params.documented(TrackParams, path=("code",)),
-)
 async def track(request: Request) -> Response:
+    """A case, by its tracking code: its step, its history and what comes next."""
     asked = params.read(TrackParams, request)
     view = await lookup(
         request=request, code=asked.code, lang=language_of(request), min_version=asked.min_version
     )
     return Response(view.model_dump_json(), media_type="application/json")
+
+
+router.add_api_route(
+    "/track/{code}",
+    track,
+    methods=["GET"],
+    response_model=TrackingView,
+    openapi_extra=params.documented(TrackParams, path=("code",)),
+    route_class_override=params.DirectRoute,
+)
