@@ -8,7 +8,6 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from services.workflow import documents, domain, queries, service
 from services.workflow.applicants import (
@@ -247,4 +246,10 @@ async def post_action(
         command=body,
         idempotency_key=params.idempotency_key(request),
     )
-    return JSONResponse(answer, headers={"Idempotent-Replayed": "true"} if replayed else None)
+    # A replay's answer comes back from jsonb, its keys in another order: written through the model, a
+    # retry's body is byte for byte the first one.
+    return Response(
+        ActionPublic.model_validate(answer).model_dump_json(),
+        media_type="application/json",
+        headers={"Idempotent-Replayed": "true"} if replayed else None,
+    )
