@@ -26,6 +26,7 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.http import ApiError
 
@@ -49,8 +50,15 @@ LANGUAGE = [
 ]
 
 
+Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
 class DirectRoute(APIRoute):
-    """A route whose endpoint takes only the `Request` and returns its `Response`, called as it is."""
+    """A route whose endpoint takes only the `Request` and returns its `Response`, called as it is.
+
+    Its ASGI app is the endpoint's call and the response's: without dependencies there is no exit stack
+    to keep for them, and an exception it raises reaches the app's handlers through Starlette's
+    `ExceptionMiddleware`, which every app has, as it would from FastAPI's own wrapper."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
         super().__init__(path, endpoint, **options)
@@ -60,10 +68,19 @@ class DirectRoute(APIRoute):
             raise TypeError(
                 f"{path}: a DirectRoute's endpoint takes the Request only, and its router no dependency"
             )
+        self.app = _direct(self.endpoint)
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
+    def get_route_handler(self) -> Endpoint:
+        handler: Endpoint = self.endpoint
         return handler
+
+
+def _direct(endpoint: Endpoint) -> ASGIApp:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        response = await endpoint(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+    return app
 
 
 def read(model: type[Params], request: Request) -> Params:
