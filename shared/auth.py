@@ -27,7 +27,6 @@ from urllib.parse import urlparse
 import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 from starlette.concurrency import run_in_threadpool
@@ -298,28 +297,14 @@ _bearer = HTTPBearer(
 async def current_agent(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Agent:
-    """The agent of the request's bearer token (`CurrentAgent`)."""
-    return await _agent_for(request, None if credentials is None else credentials.credentials)
+    """A token verified a moment ago is known at once; another is verified in a worker thread, where a
+    JWKS fetch may block."""
+    if credentials is None:
+        raise ApiError("auth.missing_token", status=401, headers={"WWW-Authenticate": 'Bearer realm="suivi"'})
+    verifier: TokenVerifier = request.app.state.token_verifier
+    if (agent := verifier.known(credentials.credentials)) is not None:
+        return agent
+    return await run_in_threadpool(verifier.verify, credentials.credentials)
 
 
 CurrentAgent = Annotated[Agent, Depends(current_agent)]
-# What a route that reads its agent itself (`agent_of`) declares in its `openapi_extra`.
-AGENT_SECURITY: dict[str, Any] = {"security": [{_bearer.scheme_name: []}]}
-
-
-async def agent_of(request: Request) -> Agent:
-    """`CurrentAgent`, read by a hot route itself, with no dependency for FastAPI to solve (the token taken
-    from the Authorization header as `HTTPBearer` takes it). Such a route documents `AGENT_SECURITY`."""
-    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
-    return await _agent_for(request, token if scheme.lower() == "bearer" and token else None)
-
-
-async def _agent_for(request: Request, token: str | None) -> Agent:
-    """A token verified a moment ago is known at once; another is verified in a worker thread, where a
-    JWKS fetch may block."""
-    if token is None:
-        raise ApiError("auth.missing_token", status=401, headers={"WWW-Authenticate": 'Bearer realm="suivi"'})
-    verifier: TokenVerifier = request.app.state.token_verifier
-    if (agent := verifier.known(token)) is not None:
-        return agent
-    return await run_in_threadpool(verifier.verify, token)

@@ -31,7 +31,7 @@ from services.workflow.schemas import (
     QueuePage,
 )
 from shared import params
-from shared.auth import AGENT_SECURITY, Agent, CurrentAgent, agent_of
+from shared.auth import Agent, CurrentAgent
 from shared.http import Lang
 from shared.procedures import Role
 
@@ -229,13 +229,14 @@ async def download_document(
 @router.post(
     "/cases/{case_id}/actions",
     response_model=ActionPublic,
-    openapi_extra={"parameters": [params.IDEMPOTENCY_KEY], **AGENT_SECURITY},
+    openapi_extra={"parameters": [params.IDEMPOTENCY_KEY]},
 )
-async def post_action(request: Request, case_id: uuid.UUID, body: ActionCreate) -> Response:
-    # The agents' busiest route: beside its path and body, it reads what it needs from the app and the
-    # request (its agent, `shared.auth.agent_of`; its key, `shared.params`), with no dependency to
-    # solve, and answers its JSON as it is.
-    agent, state = await agent_of(request), request.app.state
+async def post_action(
+    request: Request, case_id: uuid.UUID, body: ActionCreate, agent: CurrentAgent
+) -> Response:
+    # The agents' busiest route: beside its path, body and token, it reads what it needs from the app
+    # and the request (`shared.params`), with no dependency to solve, and answers its JSON as it is.
+    state = request.app.state
     answer, replayed = await service.act(
         state.runtime.pool,
         catalogue=state.catalogue,
