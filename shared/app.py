@@ -109,9 +109,10 @@ def add_routes(app: FastAPI, router: APIRouter) -> None:
 
     FastAPI includes a router as one route of the app that, on each request, matches the router's routes
     and then matches them again to handle the request (a tenth of a lookup's CPU). A route of ours is
-    complete when its router adds it (its prefix, dependencies, tags and responses applied), and no router
-    of ours has events, a lifespan or routers of its own: so the app takes the routes as they are, in
-    order, and matches each request once. A router that has them would lose them: it is refused."""
+    complete when its router adds it (its prefix, dependencies, tags and responses applied), so the app
+    takes the routes as they are, in order, and matches each request once. A router with startup or
+    shutdown handlers, or with routes that are not `APIRoute`s (a mount, an included router), would lose
+    them: it is refused. Our routers have no lifespan of their own (the app's is `build_app`'s)."""
     if router.on_startup or router.on_shutdown or any(not isinstance(r, APIRoute) for r in router.routes):
         raise TypeError(f"build_app takes routers of routes only; {router.prefix or '/'} has more")
     app.router.routes.extend(router.routes)
